@@ -19,6 +19,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::auth::password::{PasswordError, PasswordHasher};
 use crate::cache::TriggerCache;
 use crate::cluster::Cluster;
 use crate::config::AdminToken;
@@ -27,7 +28,6 @@ use crate::model::{Actor, AuthMethodId, AuthType, ProjectId, TriggerId, parse_ca
 use crate::secret::{TokenDigest, sha256};
 use crate::store::{AuditQuery, NewAuthMethod, NewSecret, Store, TriggerChange, Written};
 use crate::telemetry::Metrics;
-use crate::auth::password::{PasswordError, PasswordHasher};
 use body::Fields;
 pub use error::AdminError;
 
@@ -47,7 +47,10 @@ type AppState = State<Arc<AdminState>>;
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let v1 = Router::new()
-        .route("/triggers/{id}", put(put_trigger).get(get_trigger).delete(delete_trigger))
+        .route(
+            "/triggers/{id}",
+            put(put_trigger).get(get_trigger).delete(delete_trigger),
+        )
         .route(
             "/triggers/{id}/auth-methods",
             get(trigger_auth_methods).put(replace_trigger_auth_methods),
@@ -56,12 +59,20 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/projects/{pid}/auth-methods",
             post(create_auth_method).get(project_auth_methods),
         )
-        .route("/projects/{pid}/auth-methods/verify", post(verify_credential))
+        .route(
+            "/projects/{pid}/auth-methods/verify",
+            post(verify_credential),
+        )
         .route(
             "/auth-methods/{id}",
-            get(get_auth_method).patch(rename_auth_method).delete(delete_auth_method),
+            get(get_auth_method)
+                .patch(rename_auth_method)
+                .delete(delete_auth_method),
         )
-        .route("/auth-methods/{id}/schedule-deletion", post(schedule_deletion))
+        .route(
+            "/auth-methods/{id}/schedule-deletion",
+            post(schedule_deletion),
+        )
         .route("/purge", post(purge))
         .route("/audit-events", get(audit_events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -92,7 +103,10 @@ async fn require_token(State(state): AppState, mut request: Request, next: Next)
     let mut actor = None;
     for token in &state.tokens {
         if token.digest == presented {
-            actor = Some(Actor { id: token.actor_id, name: token.name.clone() });
+            actor = Some(Actor {
+                id: token.actor_id,
+                name: token.name.clone(),
+            });
         }
     }
     match actor {
@@ -109,9 +123,15 @@ async fn readyz(State(state): AppState) -> Response {
 }
 
 async fn metrics(State(state): AppState) -> Response {
-    state.metrics.cached_triggers.set(state.cache.entry_count() as i64);
+    state
+        .metrics
+        .cached_triggers
+        .set(state.cache.entry_count() as i64);
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -127,7 +147,10 @@ impl AdminState {
 }
 
 fn actor(request_headers: &axum::http::Extensions) -> Result<Actor, AdminError> {
-    request_headers.get::<Actor>().cloned().ok_or(AdminError::Unauthorized)
+    request_headers
+        .get::<Actor>()
+        .cloned()
+        .ok_or(AdminError::Unauthorized)
 }
 
 fn path_id(text: &str) -> Result<Uuid, AdminError> {
@@ -148,7 +171,10 @@ async fn put_trigger(
 ) -> Result<Response, AdminError> {
     let id = TriggerId(path_id(&id)?);
     let actor = actor(&extensions)?;
-    let mut fields = Fields::parse(&body, &["project_id", "enabled", "upstream_url", "auth_required"])?;
+    let mut fields = Fields::parse(
+        &body,
+        &["project_id", "enabled", "upstream_url", "auth_required"],
+    )?;
 
     let project_id = fields.required_uuid("project_id");
     let enabled = fields.optional_bool("enabled");
@@ -169,11 +195,18 @@ async fn put_trigger(
     };
     let written = state.store.put_trigger(id, change, &actor).await?;
     let (trigger, created) = state.invalidate(written).await;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_status(status, trigger))
 }
 
-async fn get_trigger(State(state): AppState, Path(id): Path<String>) -> Result<Response, AdminError> {
+async fn get_trigger(
+    State(state): AppState,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
     let trigger = state.store.trigger(TriggerId(path_id(&id)?)).await?;
     Ok(json_status(StatusCode::OK, trigger))
 }
@@ -193,7 +226,10 @@ async fn trigger_auth_methods(
     State(state): AppState,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let methods = state.store.trigger_auth_methods(TriggerId(path_id(&id)?)).await?;
+    let methods = state
+        .store
+        .trigger_auth_methods(TriggerId(path_id(&id)?))
+        .await?;
     Ok(json_status(StatusCode::OK, json!({ "items": methods })))
 }
 
@@ -209,15 +245,29 @@ async fn replace_trigger_auth_methods(
     let ids = fields.required_uuid_list("auth_method_ids");
     fields.finish()?;
 
-    let ids: Vec<AuthMethodId> = ids.unwrap_or_default().into_iter().map(AuthMethodId).collect();
-    let written = state.store.replace_trigger_auth_methods(id, &ids, &actor).await?;
+    let ids: Vec<AuthMethodId> = ids
+        .unwrap_or_default()
+        .into_iter()
+        .map(AuthMethodId)
+        .collect();
+    let written = state
+        .store
+        .replace_trigger_auth_methods(id, &ids, &actor)
+        .await?;
     let trigger = state.invalidate(written).await;
     Ok(json_status(StatusCode::OK, trigger))
 }
 
 // ---- auth methods ---------------------------------------------------------------------
 
-const CREATE_FIELDS: [&str; 6] = ["name", "auth_type", "username", "password", "api_key", "trigger_id"];
+const CREATE_FIELDS: [&str; 6] = [
+    "name",
+    "auth_type",
+    "username",
+    "password",
+    "api_key",
+    "trigger_id",
+];
 
 async fn create_auth_method(
     State(state): AppState,
@@ -240,16 +290,31 @@ async fn create_auth_method(
             let (Some(username), Some(password)) = (username, password) else {
                 return Err(AdminError::Internal);
             };
-            let password_hash = state.passwords.hash(password.expose().as_bytes()).await
+            let password_hash = state
+                .passwords
+                .hash(password.expose().as_bytes())
+                .await
                 .map_err(|_| AdminError::Internal)?;
-            (NewSecret::Basic { username, password_hash }, None)
+            (
+                NewSecret::Basic {
+                    username,
+                    password_hash,
+                },
+                None,
+            )
         }
         Some(AuthType::Api) => {
             let supplied = fields.api_key("api_key");
             fields.finish()?;
             let key = supplied.unwrap_or_else(crate::secret::generate_api_key);
             let hint = key.expose()[key.expose().len() - 4..].to_string();
-            (NewSecret::Api { digest: sha256(key.expose().as_bytes()), hint }, Some(key))
+            (
+                NewSecret::Api {
+                    digest: sha256(key.expose().as_bytes()),
+                    hint,
+                },
+                Some(key),
+            )
         }
         None => {
             fields.finish()?;
@@ -257,7 +322,11 @@ async fn create_auth_method(
         }
     };
 
-    let new = NewAuthMethod { name: name.unwrap_or_default(), secret: secret.0, trigger_id };
+    let new = NewAuthMethod {
+        name: name.unwrap_or_default(),
+        secret: secret.0,
+        trigger_id,
+    };
     let written = state.store.create_auth_method(project, new, &actor).await?;
     let method = state.invalidate(written).await;
     let mut value = serde_json::to_value(&method).map_err(|_| AdminError::Internal)?;
@@ -271,11 +340,17 @@ async fn project_auth_methods(
     State(state): AppState,
     Path(pid): Path<String>,
 ) -> Result<Response, AdminError> {
-    let methods = state.store.project_auth_methods(ProjectId(path_id(&pid)?)).await?;
+    let methods = state
+        .store
+        .project_auth_methods(ProjectId(path_id(&pid)?))
+        .await?;
     Ok(json_status(StatusCode::OK, json!({ "items": methods })))
 }
 
-async fn get_auth_method(State(state): AppState, Path(id): Path<String>) -> Result<Response, AdminError> {
+async fn get_auth_method(
+    State(state): AppState,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
     let method = state.store.auth_method(AuthMethodId(path_id(&id)?)).await?;
     Ok(json_status(StatusCode::OK, method))
 }
@@ -292,7 +367,10 @@ async fn rename_auth_method(
     let name = fields.name("name");
     fields.finish()?;
 
-    let written = state.store.rename_auth_method(id, &name.unwrap_or_default(), &actor).await?;
+    let written = state
+        .store
+        .rename_auth_method(id, &name.unwrap_or_default(), &actor)
+        .await?;
     let method = state.invalidate(written).await;
     Ok(json_status(StatusCode::OK, method))
 }
@@ -317,7 +395,10 @@ async fn delete_auth_method(
     extensions: axum::http::Extensions,
 ) -> Result<Response, AdminError> {
     let id = AuthMethodId(path_id(&id)?);
-    let written = state.store.delete_auth_method(id, &actor(&extensions)?).await?;
+    let written = state
+        .store
+        .delete_auth_method(id, &actor(&extensions)?)
+        .await?;
     state.invalidate(written).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -338,7 +419,12 @@ async fn verify_credential(
     fields.finish()?;
 
     let method = match (api_key, username, password) {
-        (Some(key), _, _) => state.store.find_api_key_method(project, &sha256(key.as_bytes())).await?,
+        (Some(key), _, _) => {
+            state
+                .store
+                .find_api_key_method(project, &sha256(key.as_bytes()))
+                .await?
+        }
         (None, Some(username), Some(password)) => {
             verify_basic(&state, project, &username, password.as_bytes()).await?
         }
@@ -367,7 +453,12 @@ async fn verify_basic(
         return Ok(None);
     }
     for (id, hash) in candidates {
-        if state.passwords.verify(password, Arc::from(hash)).await.map_err(busy)? {
+        if state
+            .passwords
+            .verify(password, Arc::from(hash))
+            .await
+            .map_err(busy)?
+        {
             return Ok(Some(state.store.auth_method(id).await?));
         }
     }
@@ -376,7 +467,10 @@ async fn verify_basic(
 
 // ---- purge and audit ------------------------------------------------------------------
 
-async fn purge(State(state): AppState, extensions: axum::http::Extensions) -> Result<Response, AdminError> {
+async fn purge(
+    State(state): AppState,
+    extensions: axum::http::Extensions,
+) -> Result<Response, AdminError> {
     let actor = actor(&extensions)?;
     let written = state.store.purge_due(Some(&actor), true).await?;
     let counts = match written {

@@ -47,14 +47,26 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let metrics = Arc::new(Metrics::new());
     let store = Store::connect(&settings.database)?;
     if options.migrate {
-        store.migrate().await.map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
     }
 
     let cluster = Arc::new(Cluster::new(&settings.redis, metrics.clone())?);
-    let cache = Arc::new(TriggerCache::new(&settings.cache, store.clone(), metrics.clone()));
+    let cache = Arc::new(TriggerCache::new(
+        &settings.cache,
+        store.clone(),
+        metrics.clone(),
+    ));
     let passwords = PasswordHasher::new(&settings.auth, metrics.clone())?;
     let throttle = Throttle::new(&settings.auth, cluster.connection());
-    let auth = Arc::new(Authenticator::new(&settings, passwords.clone(), throttle, metrics.clone()));
+    let auth = Arc::new(Authenticator::new(
+        &settings,
+        passwords.clone(),
+        throttle,
+        metrics.clone(),
+    ));
     let health = Arc::new(Health::new(store.clone(), cache.clone(), cluster.clone()));
     let forwarder = Forwarder::new(&settings.upstream, metrics.clone());
     let proxy = Arc::new(Proxy::new(
@@ -95,8 +107,15 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         let proxy = proxy.clone();
         async move { proxy.handle(request, info).await }
     };
-    tasks.spawn(listener::serve("public", public_listener, public_tls.clone(), limits, handler,
-        stop_rx.clone(), drain));
+    tasks.spawn(listener::serve(
+        "public",
+        public_listener,
+        public_tls.clone(),
+        limits,
+        handler,
+        stop_rx.clone(),
+        drain,
+    ));
     let admin_handler = move |request: http::Request<hyper::body::Incoming>, _| {
         let router = admin_router.clone();
         async move {
@@ -107,10 +126,21 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
             }
         }
     };
-    tasks.spawn(listener::serve("admin", admin_listener, admin_tls.clone(), limits, admin_handler,
-        stop_rx.clone(), drain));
+    tasks.spawn(listener::serve(
+        "admin",
+        admin_listener,
+        admin_tls.clone(),
+        limits,
+        admin_handler,
+        stop_rx.clone(),
+        drain,
+    ));
 
-    tasks.spawn(cluster.clone().run_subscriber(cache.clone(), stop_rx.clone()));
+    tasks.spawn(
+        cluster
+            .clone()
+            .run_subscriber(cache.clone(), stop_rx.clone()),
+    );
     let timer = PurgeTimer {
         store,
         cache,
@@ -133,7 +163,14 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         upstream = %settings.upstream.url,
         "hookgate listening"
     );
-    Ok(Gateway { public_addr, admin_addr, health, stop_tx, tasks, grace: settings.shutdown.grace })
+    Ok(Gateway {
+        public_addr,
+        admin_addr,
+        health,
+        stop_tx,
+        tasks,
+        grace: settings.shutdown.grace,
+    })
 }
 
 impl Gateway {
@@ -153,9 +190,13 @@ fn load_tls(
     files: Option<&crate::config::TlsFiles>,
     alpn: &[&[u8]],
 ) -> anyhow::Result<Option<Arc<TlsReloader>>> {
-    files.map(|files| TlsReloader::load(files, alpn).map(Arc::new)).transpose()
+    files
+        .map(|files| TlsReloader::load(files, alpn).map(Arc::new))
+        .transpose()
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{key} {addr}: cannot listen: {e}"))
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{key} {addr}: cannot listen: {e}"))
 }

@@ -90,7 +90,13 @@ impl Authenticator {
             .max_capacity(1_000_000)
             .time_to_live(settings.cache.verified_ttl)
             .build();
-        Self { passwords, verified, verified_key: random_bytes(), throttle, metrics }
+        Self {
+            passwords,
+            verified,
+            verified_key: random_bytes(),
+            throttle,
+            metrics,
+        }
     }
 
     pub fn passwords(&self) -> &PasswordHasher {
@@ -117,7 +123,12 @@ impl Authenticator {
         decision
     }
 
-    async fn decide(&self, snapshot: &TriggerSnapshot, headers: &HeaderMap, client: IpAddr) -> Decision {
+    async fn decide(
+        &self,
+        snapshot: &TriggerSnapshot,
+        headers: &HeaderMap,
+        client: IpAddr,
+    ) -> Decision {
         if snapshot.defect.is_some() {
             return Decision::Deny(DenyReason::Defective);
         }
@@ -127,28 +138,44 @@ impl Authenticator {
 
         let (api_key, basic) = match credential::presented(headers) {
             Presented::Nothing => return Decision::Deny(DenyReason::NoCredentials),
-            Presented::Ambiguous => return self.fail(snapshot, client, DenyReason::Ambiguous).await,
+            Presented::Ambiguous => {
+                return self.fail(snapshot, client, DenyReason::Ambiguous).await;
+            }
             Presented::Credentials { api_key, basic } => (api_key, basic),
         };
 
         // Cheap matches never meet the throttle: the right secret always passes.
-        if let Some(method) = api_key.as_ref().and_then(|key| match_api_key(snapshot, key)) {
+        if let Some(method) = api_key
+            .as_ref()
+            .and_then(|key| match_api_key(snapshot, key))
+        {
             return Decision::Allow(method);
         }
         let candidates: Vec<&BasicVerifier> = match &basic {
-            Some(basic) => snapshot.basics.iter().filter(|v| v.username == basic.username).collect(),
+            Some(basic) => snapshot
+                .basics
+                .iter()
+                .filter(|v| v.username == basic.username)
+                .collect(),
             None => Vec::new(),
         };
         if let Some(basic) = &basic {
             for candidate in &candidates {
-                if self.verified.contains_key(&self.verified_digest(candidate, basic)) {
+                if self
+                    .verified
+                    .contains_key(&self.verified_digest(candidate, basic))
+                {
                     self.metrics.cache_hit("verified");
                     return Decision::Allow(candidate.method_id);
                 }
             }
         }
 
-        if self.throttle.is_throttled(client, snapshot.trigger_id).await {
+        if self
+            .throttle
+            .is_throttled(client, snapshot.trigger_id)
+            .await
+        {
             return Decision::Deny(DenyReason::Throttled);
         }
         let Some(basic) = basic else {
@@ -161,11 +188,22 @@ impl Authenticator {
         }
     }
 
-    async fn fail(&self, snapshot: &TriggerSnapshot, client: IpAddr, reason: DenyReason) -> Decision {
-        if self.throttle.is_throttled(client, snapshot.trigger_id).await {
+    async fn fail(
+        &self,
+        snapshot: &TriggerSnapshot,
+        client: IpAddr,
+        reason: DenyReason,
+    ) -> Decision {
+        if self
+            .throttle
+            .is_throttled(client, snapshot.trigger_id)
+            .await
+        {
             return Decision::Deny(DenyReason::Throttled);
         }
-        self.throttle.record_failure(client, snapshot.trigger_id).await;
+        self.throttle
+            .record_failure(client, snapshot.trigger_id)
+            .await;
         Decision::Deny(reason)
     }
 

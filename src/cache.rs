@@ -44,7 +44,11 @@ struct EntryExpiry {
 
 impl Expiry<TriggerId, Entry> for EntryExpiry {
     fn expire_after_create(&self, _: &TriggerId, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(if entry.snapshot.is_some() { self.positive } else { self.negative })
+        Some(if entry.snapshot.is_some() {
+            self.positive
+        } else {
+            self.negative
+        })
     }
 
     fn expire_after_update(
@@ -101,7 +105,11 @@ impl TriggerCache {
     }
 
     fn is_fresh(&self, id: TriggerId, entry: &Entry) -> bool {
-        let ttl = if entry.snapshot.is_some() { self.ttl } else { self.negative_ttl };
+        let ttl = if entry.snapshot.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
         entry.generation == self.generation(id) && entry.filled_at.elapsed() < ttl
     }
 

@@ -79,14 +79,24 @@ impl Cluster {
     /// Tells the other instances to drop these triggers; a failure is logged, and the
     /// others then converge within the cache TTL.
     pub async fn publish(&self, triggers: &[TriggerId]) {
-        let Some(mut connection) = self.connection() else { return };
+        let Some(mut connection) = self.connection() else {
+            return;
+        };
         if triggers.is_empty() {
             return;
         }
-        let message = Invalidation { from: self.instance_id, triggers: triggers.to_vec() };
-        let Ok(payload) = serde_json::to_string(&message) else { return };
-        let sent: redis::RedisResult<i64> =
-            redis::cmd("PUBLISH").arg(CHANNEL).arg(payload).query_async(&mut connection).await;
+        let message = Invalidation {
+            from: self.instance_id,
+            triggers: triggers.to_vec(),
+        };
+        let Ok(payload) = serde_json::to_string(&message) else {
+            return;
+        };
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(payload)
+            .query_async(&mut connection)
+            .await;
         match sent {
             Ok(_) => {
                 self.metrics.invalidations_sent.inc();
@@ -102,7 +112,9 @@ impl Cluster {
         cache: Arc<TriggerCache>,
         mut shutdown_rx: watch::Receiver<bool>,
     ) {
-        let Some(client) = self.client.clone() else { return };
+        let Some(client) = self.client.clone() else {
+            return;
+        };
         let mut delay = Duration::from_millis(100);
         loop {
             tokio::select! {
@@ -138,7 +150,9 @@ impl Cluster {
         tracing::info!("subscribed to invalidations; cache dropped");
         let mut messages = pubsub.on_message();
         while let Some(message) = messages.next().await {
-            let Ok(payload) = message.get_payload::<String>() else { continue };
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
             let Ok(invalidation) = serde_json::from_str::<Invalidation>(&payload) else {
                 continue;
             };

@@ -20,8 +20,7 @@ use crate::secret::{SecretString, TokenDigest};
 pub const DEFAULT_PATH: &str = "config/hookgate.toml";
 
 const SECTIONS: [&str; 10] = [
-    "public", "admin", "database", "redis", "upstream", "auth", "cache", "purge", "log",
-    "shutdown",
+    "public", "admin", "database", "redis", "upstream", "auth", "cache", "purge", "log", "shutdown",
 ];
 
 /// Everything the gateway needs to start, validated.
@@ -156,7 +155,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn one(problem: String) -> Self {
-        Self { problems: vec![problem] }
+        Self {
+            problems: vec![problem],
+        }
     }
 }
 
@@ -165,14 +166,23 @@ impl Settings {
     /// the environment, and validates the result.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        let explicit = path.map(Path::to_path_buf).or_else(|| env.get("HOOKGATE_CONFIG").map(PathBuf::from));
-        let path = explicit.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+        let explicit = path
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("HOOKGATE_CONFIG").map(PathBuf::from));
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
 
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+                String::new()
+            }
             Err(e) => {
-                return Err(ConfigError::one(format!("{}: cannot read: {e}", path.display())));
+                return Err(ConfigError::one(format!(
+                    "{}: cannot read: {e}",
+                    path.display()
+                )));
             }
         };
         Self::from_toml(&text, &env)
@@ -206,9 +216,14 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
         overrides.push(("redis".into(), "url".into(), url));
     }
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("HOOKGATE_") else { continue };
+        let Some(rest) = name.strip_prefix("HOOKGATE_") else {
+            continue;
+        };
         let lower = rest.to_ascii_lowercase();
-        let Some(section) = SECTIONS.iter().find(|s| lower.starts_with(&format!("{s}_"))) else {
+        let Some(section) = SECTIONS
+            .iter()
+            .find(|s| lower.starts_with(&format!("{s}_")))
+        else {
             continue;
         };
         let key = &lower[section.len() + 1..];
@@ -299,7 +314,12 @@ struct RawAdmin {
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9090".into(), tls_cert: None, tls_key: None, tokens: vec![] }
+        Self {
+            listen: "127.0.0.1:9090".into(),
+            tls_cert: None,
+            tls_key: None,
+            tokens: vec![],
+        }
     }
 }
 
@@ -320,7 +340,10 @@ struct RawDatabase {
 
 impl Default for RawDatabase {
     fn default() -> Self {
-        Self { url: "postgres://postgres@127.0.0.1:5432/hookgate".into(), max_connections: 16 }
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/hookgate".into(),
+            max_connections: 16,
+        }
     }
 }
 
@@ -405,7 +428,10 @@ struct RawPurge {
 
 impl Default for RawPurge {
     fn default() -> Self {
-        Self { deleted_after_days: 7, interval_s: 3600 }
+        Self {
+            deleted_after_days: 7,
+            interval_s: 3600,
+        }
     }
 }
 
@@ -418,7 +444,10 @@ struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -431,7 +460,10 @@ struct RawShutdown {
 
 impl Default for RawShutdown {
     fn default() -> Self {
-        Self { grace_ms: 5000, drain_timeout_ms: 30_000 }
+        Self {
+            grace_ms: 5000,
+            drain_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -448,7 +480,9 @@ impl Problems {
 
     fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
         value.parse().unwrap_or_else(|_| {
-            self.0.push(format!("{key}: `{value}` is not a socket address (host:port)"));
+            self.0.push(format!(
+                "{key}: `{value}` is not a socket address (host:port)"
+            ));
             SocketAddr::from(([127, 0, 0, 1], 0))
         })
     }
@@ -463,12 +497,19 @@ impl Problems {
         Duration::from_secs(value)
     }
 
-    fn tls(&mut self, section: &str, cert: Option<PathBuf>, key: Option<PathBuf>) -> Option<TlsFiles> {
+    fn tls(
+        &mut self,
+        section: &str,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Option<TlsFiles> {
         match (cert, key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             _ => {
-                self.0.push(format!("{section}.tls_cert / {section}.tls_key: set both or neither"));
+                self.0.push(format!(
+                    "{section}.tls_cert / {section}.tls_key: set both or neither"
+                ));
                 None
             }
         }
@@ -492,12 +533,19 @@ impl RawSettings {
             stale_for: Duration::from_secs(self.cache.stale_for_s),
             max_triggers: self.cache.max_triggers,
         };
-        p.check(cache.max_triggers > 0, "cache.max_triggers", "must be greater than 0");
+        p.check(
+            cache.max_triggers > 0,
+            "cache.max_triggers",
+            "must be greater than 0",
+        );
         let purge = PurgeSettings {
             deleted_after_days: self.purge.deleted_after_days,
             interval: p.seconds("purge.interval_s", self.purge.interval_s),
         };
-        let log = LogSettings { format: self.log.format, level: self.log.level };
+        let log = LogSettings {
+            format: self.log.format,
+            level: self.log.level,
+        };
         p.check(
             tracing_subscriber::EnvFilter::try_new(&log.level).is_ok(),
             "log.level",
@@ -511,7 +559,18 @@ impl RawSettings {
         if !p.0.is_empty() {
             return Err(ConfigError { problems: p.0 });
         }
-        Ok(Settings { public, admin, database, redis, upstream, auth, cache, purge, log, shutdown })
+        Ok(Settings {
+            public,
+            admin,
+            database,
+            redis,
+            upstream,
+            auth,
+            cache,
+            purge,
+            log,
+            shutdown,
+        })
     }
 }
 
@@ -521,20 +580,30 @@ fn validate_public(raw: RawPublic, p: &mut Problems) -> PublicSettings {
         "public.max_head_bytes",
         "must be between 1024 and 1048576",
     );
-    p.check(raw.max_body_bytes > 0, "public.max_body_bytes", "must be greater than 0");
     p.check(
-        !raw.realm.is_empty() && raw.realm.chars().all(|c| c.is_ascii_graphic() || c == ' ')
-            && !raw.realm.contains('"') && !raw.realm.contains('\\'),
+        raw.max_body_bytes > 0,
+        "public.max_body_bytes",
+        "must be greater than 0",
+    );
+    p.check(
+        !raw.realm.is_empty()
+            && raw.realm.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+            && !raw.realm.contains('"')
+            && !raw.realm.contains('\\'),
         "public.realm",
         "must be non-empty printable ASCII without quotes or backslashes",
     );
     let trusted_proxies = raw
         .trusted_proxies
         .iter()
-        .filter_map(|entry| parse_net(entry).or_else(|| {
-            p.0.push(format!("public.trusted_proxies: `{entry}` is not an IP address or CIDR"));
-            None
-        }))
+        .filter_map(|entry| {
+            parse_net(entry).or_else(|| {
+                p.0.push(format!(
+                    "public.trusted_proxies: `{entry}` is not an IP address or CIDR"
+                ));
+                None
+            })
+        })
         .collect();
     PublicSettings {
         listen: p.addr("public.listen", &raw.listen),
@@ -550,7 +619,10 @@ fn validate_public(raw: RawPublic, p: &mut Problems) -> PublicSettings {
 }
 
 fn parse_net(entry: &str) -> Option<IpNet> {
-    entry.parse::<IpNet>().ok().or_else(|| entry.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 fn validate_admin(raw: RawAdmin, bootstrap: Option<&str>, p: &mut Problems) -> AdminSettings {
@@ -558,12 +630,28 @@ fn validate_admin(raw: RawAdmin, bootstrap: Option<&str>, p: &mut Problems) -> A
     for (index, token) in raw.tokens.into_iter().enumerate() {
         let key = format!("admin.tokens[{index}]");
         let actor_id = Uuid::try_parse(&token.actor_id);
-        p.check(actor_id.is_ok(), &format!("{key}.actor_id"), "must be a UUID");
-        p.check(!token.name.is_empty(), &format!("{key}.name"), "must not be empty");
+        p.check(
+            actor_id.is_ok(),
+            &format!("{key}.actor_id"),
+            "must be a UUID",
+        );
+        p.check(
+            !token.name.is_empty(),
+            &format!("{key}.name"),
+            "must not be empty",
+        );
         let digest = TokenDigest::from_hex(&token.token_sha256);
-        p.check(digest.is_some(), &format!("{key}.token_sha256"), "must be 64 hex characters");
+        p.check(
+            digest.is_some(),
+            &format!("{key}.token_sha256"),
+            "must be 64 hex characters",
+        );
         if let (Ok(actor_id), Some(digest)) = (actor_id, digest) {
-            tokens.push(AdminToken { actor_id, name: token.name, digest });
+            tokens.push(AdminToken {
+                actor_id,
+                name: token.name,
+                digest,
+            });
         }
     }
     if let Some(token) = bootstrap {
@@ -582,9 +670,20 @@ fn validate_admin(raw: RawAdmin, bootstrap: Option<&str>, p: &mut Problems) -> A
 
 fn validate_database(raw: RawDatabase, p: &mut Problems) -> DatabaseSettings {
     let scheme_ok = raw.url.starts_with("postgres://") || raw.url.starts_with("postgresql://");
-    p.check(scheme_ok, "database.url", "must start with postgres:// or postgresql://");
-    p.check(raw.max_connections > 0, "database.max_connections", "must be greater than 0");
-    DatabaseSettings { url: SecretString::new(raw.url), max_connections: raw.max_connections }
+    p.check(
+        scheme_ok,
+        "database.url",
+        "must start with postgres:// or postgresql://",
+    );
+    p.check(
+        raw.max_connections > 0,
+        "database.max_connections",
+        "must be greater than 0",
+    );
+    DatabaseSettings {
+        url: SecretString::new(raw.url),
+        max_connections: raw.max_connections,
+    }
 }
 
 fn validate_redis(raw: RawRedis, p: &mut Problems) -> RedisSettings {
@@ -593,7 +692,9 @@ fn validate_redis(raw: RawRedis, p: &mut Problems) -> RedisSettings {
         let ok = url.starts_with("redis://") || url.starts_with("rediss://");
         p.check(ok, "redis.url", "must start with redis://");
     }
-    RedisSettings { url: url.map(SecretString::new) }
+    RedisSettings {
+        url: url.map(SecretString::new),
+    }
 }
 
 fn validate_upstream(raw: RawUpstream, p: &mut Problems) -> UpstreamSettings {
@@ -614,12 +715,31 @@ fn validate_upstream(raw: RawUpstream, p: &mut Problems) -> UpstreamSettings {
 fn validate_auth(raw: RawAuth, p: &mut Problems) -> AuthSettings {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let concurrency = raw.argon2_concurrency.unwrap_or((cores / 2).max(1));
-    p.check(concurrency > 0, "auth.argon2_concurrency", "must be at least 1");
-    p.check(raw.max_failures > 0, "auth.max_failures", "must be at least 1");
-    p.check(raw.argon2_memory_kib >= 8 * raw.argon2_parallelism.max(1), "auth.argon2_memory_kib",
-        "must be at least 8 × argon2_parallelism");
-    p.check(raw.argon2_iterations > 0, "auth.argon2_iterations", "must be at least 1");
-    p.check(raw.argon2_parallelism > 0, "auth.argon2_parallelism", "must be at least 1");
+    p.check(
+        concurrency > 0,
+        "auth.argon2_concurrency",
+        "must be at least 1",
+    );
+    p.check(
+        raw.max_failures > 0,
+        "auth.max_failures",
+        "must be at least 1",
+    );
+    p.check(
+        raw.argon2_memory_kib >= 8 * raw.argon2_parallelism.max(1),
+        "auth.argon2_memory_kib",
+        "must be at least 8 × argon2_parallelism",
+    );
+    p.check(
+        raw.argon2_iterations > 0,
+        "auth.argon2_iterations",
+        "must be at least 1",
+    );
+    p.check(
+        raw.argon2_parallelism > 0,
+        "auth.argon2_parallelism",
+        "must be at least 1",
+    );
     AuthSettings {
         max_failures: raw.max_failures,
         failure_window: p.seconds("auth.failure_window_s", raw.failure_window_s),
@@ -636,7 +756,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -675,8 +798,14 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let file = "[public]\nlisten = \"nope\"\n[upstream]\nurl = \"ftp://x\"\n";
         let err = Settings::from_toml(file, &env(&[])).expect_err("invalid");
-        assert!(err.problems.iter().any(|p| p.starts_with("public.listen")), "{err}");
-        assert!(err.problems.iter().any(|p| p.starts_with("upstream.url")), "{err}");
+        assert!(
+            err.problems.iter().any(|p| p.starts_with("public.listen")),
+            "{err}"
+        );
+        assert!(
+            err.problems.iter().any(|p| p.starts_with("upstream.url")),
+            "{err}"
+        );
     }
 
     #[test]

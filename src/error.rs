@@ -22,13 +22,19 @@ pub enum ProxyError {
     /// A malformed webhook path.
     BadRequest,
     /// No credentials, or no methods on a trigger that requires them.
-    Unauthorized { challenge: Option<String> },
+    Unauthorized {
+        challenge: Option<String>,
+    },
     TriggerDisabled,
     PayloadTooLarge,
-    TooManyRequests { retry_after: Duration },
+    TooManyRequests {
+        retry_after: Duration,
+    },
     BadGateway,
     GatewayTimeout,
-    ServiceUnavailable { retry_after: Duration },
+    ServiceUnavailable {
+        retry_after: Duration,
+    },
 }
 
 impl ProxyError {
@@ -85,12 +91,18 @@ impl ProxyError {
 
     /// The response a client sees.
     pub fn into_response(self) -> Response<ProxyBody> {
-        let mut response = Response::new(Full::new(Bytes::from(self.body())).map_err(|e| match e {}).boxed());
+        let mut response = Response::new(
+            Full::new(Bytes::from(self.body()))
+                .map_err(|e| match e {})
+                .boxed(),
+        );
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match &self {
-            ProxyError::Unauthorized { challenge: Some(realm) } => {
+            ProxyError::Unauthorized {
+                challenge: Some(realm),
+            } => {
                 if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
                     headers.insert(WWW_AUTHENTICATE, value);
                 }

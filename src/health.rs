@@ -29,7 +29,12 @@ pub struct Health {
 
 impl Health {
     pub fn new(store: Store, cache: Arc<TriggerCache>, cluster: Arc<Cluster>) -> Self {
-        Self { store, cache, cluster, draining: AtomicBool::new(false) }
+        Self {
+            store,
+            cache,
+            cluster,
+            draining: AtomicBool::new(false),
+        }
     }
 
     /// From now on `/readyz` answers 503.
@@ -67,7 +72,11 @@ impl Health {
                 "oldest_entry_age_s": self.cache.oldest_entry_age().map(|age| age.as_secs_f64()),
             },
         });
-        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         json_response(status, body.to_string())
     }
 
@@ -86,6 +95,8 @@ pub fn liveness() -> Response<Full<Bytes>> {
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

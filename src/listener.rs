@@ -70,7 +70,10 @@ pub async fn serve<H, F, B>(
             _ = stop_rx.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo { peer, tls: tls.is_some() };
+        let info = ConnInfo {
+            peer,
+            tls: tls.is_some(),
+        };
         let handler = handler.clone();
         let service = service_fn(move |request| {
             let response = handler(request, info);
@@ -87,7 +90,8 @@ pub async fn serve<H, F, B>(
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
+                    let handshake =
+                        tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
                     let Ok(Ok(stream)) = handshake.await else {
                         tracing::debug!(listener = name, client.addr = %peer, "TLS handshake failed");
                         return;
@@ -104,8 +108,14 @@ pub async fn serve<H, F, B>(
 
     drop(listener);
     tracing::info!(listener = name, "stopped accepting; draining connections");
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener = name, "drain deadline passed; closing remaining connections");
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            "drain deadline passed; closing remaining connections"
+        );
     }
 }
 

@@ -86,7 +86,9 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_migrate } => {
-            let options = hookgate::StartOptions { migrate: !no_migrate };
+            let options = hookgate::StartOptions {
+                migrate: !no_migrate,
+            };
             let gateway = hookgate::start(settings, options).await?;
             hookgate::shutdown::terminate_signal().await?;
             gateway.shutdown().await;

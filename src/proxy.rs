@@ -64,16 +64,29 @@ impl Proxy {
         metrics: Arc<Metrics>,
         settings: PublicSettings,
     ) -> Self {
-        Self { cache, auth, forwarder, health, metrics, settings }
+        Self {
+            cache,
+            auth,
+            forwarder,
+            health,
+            metrics,
+            settings,
+        }
     }
 
     /// Answers one request of the public port.
     pub async fn handle(&self, request: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
         let route = route::route(request.uri().path());
         let (trigger_id, rest) = match route {
-            Route::Healthz => return crate::health::liveness().map(|b| b.map_err(|e| match e {}).boxed()),
+            Route::Healthz => {
+                return crate::health::liveness().map(|b| b.map_err(|e| match e {}).boxed());
+            }
             Route::Readyz => {
-                return self.health.readiness().await.map(|b| b.map_err(|e| match e {}).boxed());
+                return self
+                    .health
+                    .readiness()
+                    .await
+                    .map(|b| b.map_err(|e| match e {}).boxed());
             }
             Route::NotFound => return ProxyError::NotFound.into_response(),
             Route::BadPath | Route::UnknownWebhook => (None, String::new()),
@@ -82,15 +95,29 @@ impl Proxy {
 
         let started = Instant::now();
         let request_id = headers::request_id(request.headers());
-        let client = headers::client_address(conn.peer, request.headers(), &self.settings.trusted_proxies);
+        let client =
+            headers::client_address(conn.peer, request.headers(), &self.settings.trusted_proxies);
         let method = request.method().clone();
         let logged_path = redact_query(request.uri());
 
-        let mut outcome = Outcome { trigger_id, method_id: None, reason: "forwarded" };
+        let mut outcome = Outcome {
+            trigger_id,
+            method_id: None,
+            reason: "forwarded",
+        };
         let result = match (route, trigger_id) {
             (Route::BadPath, _) => Err(ProxyError::BadRequest),
             (_, Some(trigger_id)) => {
-                self.webhook(request, conn, trigger_id, &rest, client, &request_id, &mut outcome).await
+                self.webhook(
+                    request,
+                    conn,
+                    trigger_id,
+                    &rest,
+                    client,
+                    &request_id,
+                    &mut outcome,
+                )
+                .await
             }
             _ => Err(ProxyError::WebhookNotFound),
         };
@@ -100,10 +127,19 @@ impl Proxy {
             }
             error.into_response()
         });
-        response.headers_mut().insert(headers::X_REQUEST_ID, request_id.clone());
+        response
+            .headers_mut()
+            .insert(headers::X_REQUEST_ID, request_id.clone());
 
         let status = response.status().as_u16();
-        self.metrics.request(if status < 400 || outcome.reason == "forwarded" { "forwarded" } else { outcome.reason }, status);
+        self.metrics.request(
+            if status < 400 || outcome.reason == "forwarded" {
+                "forwarded"
+            } else {
+                outcome.reason
+            },
+            status,
+        );
         tracing::info!(
             target: ACCESS_LOG,
             outcome = outcome.reason,
@@ -136,19 +172,27 @@ impl Proxy {
             Lookup::Found(snapshot) => snapshot,
             Lookup::Unknown => return Err(ProxyError::WebhookNotFound),
             Lookup::Unavailable => {
-                return Err(ProxyError::ServiceUnavailable { retry_after: STORE_RETRY_AFTER });
+                return Err(ProxyError::ServiceUnavailable {
+                    retry_after: STORE_RETRY_AFTER,
+                });
             }
         };
         if let Some(defect) = &snapshot.defect {
             tracing::error!(trigger.id = %trigger_id, defect = %defect, "trigger fails closed");
             outcome.reason = DenyReason::Defective.as_str();
-            return Err(ProxyError::ServiceUnavailable { retry_after: STORE_RETRY_AFTER });
+            return Err(ProxyError::ServiceUnavailable {
+                retry_after: STORE_RETRY_AFTER,
+            });
         }
 
         // Step 2: authentication, from the head alone.
         let protected = !snapshot.is_open();
         if protected && request.method() != Method::OPTIONS {
-            match self.auth.authenticate(&snapshot, request.headers(), client).await {
+            match self
+                .auth
+                .authenticate(&snapshot, request.headers(), client)
+                .await
+            {
                 Decision::Allow(method) => outcome.method_id = Some(method),
                 Decision::Deny(reason) => {
                     outcome.reason = reason.as_str();
@@ -178,17 +222,22 @@ impl Proxy {
         };
         let upstream = self.upstream_request(request, &snapshot, rest, protected, forwarding)?;
         let (upstream, exceeded) = upstream;
-        let response = self.forwarder.send(upstream, &exceeded).await.map_err(|e| match e {
-            ForwardError::BadGateway => ProxyError::BadGateway,
-            ForwardError::Timeout => ProxyError::GatewayTimeout,
-            ForwardError::TooLarge => ProxyError::PayloadTooLarge,
-        })?;
+        let response = self
+            .forwarder
+            .send(upstream, &exceeded)
+            .await
+            .map_err(|e| match e {
+                ForwardError::BadGateway => ProxyError::BadGateway,
+                ForwardError::Timeout => ProxyError::GatewayTimeout,
+                ForwardError::TooLarge => ProxyError::PayloadTooLarge,
+            })?;
         Ok(downstream_response(response))
     }
 
     fn denial(&self, reason: DenyReason, snapshot: &TriggerSnapshot) -> ProxyError {
         let challenge_mode = self.settings.disclosure == Disclosure::Challenge;
-        let challenge = (challenge_mode || snapshot.has_basic()).then(|| self.settings.realm.clone());
+        let challenge =
+            (challenge_mode || snapshot.has_basic()).then(|| self.settings.realm.clone());
         match reason {
             DenyReason::NoMethods => ProxyError::Unauthorized { challenge: None },
             DenyReason::NoCredentials => ProxyError::Unauthorized { challenge },
@@ -196,13 +245,15 @@ impl Proxy {
                 ProxyError::Unauthorized { challenge }
             }
             DenyReason::Mismatch | DenyReason::Ambiguous => ProxyError::WebhookNotFound,
-            DenyReason::Throttled => {
-                ProxyError::TooManyRequests { retry_after: self.auth.throttle().retry_after() }
-            }
-            DenyReason::Busy => ProxyError::ServiceUnavailable { retry_after: BUSY_RETRY_AFTER },
-            DenyReason::Defective => {
-                ProxyError::ServiceUnavailable { retry_after: STORE_RETRY_AFTER }
-            }
+            DenyReason::Throttled => ProxyError::TooManyRequests {
+                retry_after: self.auth.throttle().retry_after(),
+            },
+            DenyReason::Busy => ProxyError::ServiceUnavailable {
+                retry_after: BUSY_RETRY_AFTER,
+            },
+            DenyReason::Defective => ProxyError::ServiceUnavailable {
+                retry_after: STORE_RETRY_AFTER,
+            },
         }
     }
 
@@ -217,13 +268,24 @@ impl Proxy {
         let (mut parts, body) = request.into_parts();
         let target = self
             .forwarder
-            .target(snapshot.upstream.as_ref(), snapshot.trigger_id, rest, parts.uri.query())
+            .target(
+                snapshot.upstream.as_ref(),
+                snapshot.trigger_id,
+                rest,
+                parts.uri.query(),
+            )
             .ok_or(ProxyError::BadRequest)?;
-        let authority = target.authority().map(|a| a.to_string()).unwrap_or_default();
+        let authority = target
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         forwarding.upstream_authority = authority;
 
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
-            parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         if protected {
             headers::strip_credentials(&mut parts.headers);
@@ -248,7 +310,14 @@ fn downstream_response(response: Response<Incoming>) -> Response<ProxyBody> {
 }
 
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {
-    request.headers().get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    request
+        .headers()
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The path with every query value replaced, so secrets in queries never reach logs.
@@ -273,6 +342,9 @@ mod tests {
     #[test]
     fn query_values_are_redacted_in_logged_paths() {
         let uri: http::Uri = "/i/x?api_key=K&flag&b=2".parse().expect("uri");
-        assert_eq!(redact_query(&uri), "/i/x?api_key=REDACTED&REDACTED&b=REDACTED");
+        assert_eq!(
+            redact_query(&uri),
+            "/i/x?api_key=REDACTED&REDACTED&b=REDACTED"
+        );
     }
 }

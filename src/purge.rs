@@ -48,7 +48,9 @@ impl PurgeTimer {
 pub fn record(metrics: &Metrics, counts: &PurgeCounts, trigger: &str) {
     metrics.purge_runs.inc();
     metrics.purge_deleted.inc_by(counts.deleted_count);
-    metrics.purge_disassociated.inc_by(counts.disassociated_count);
+    metrics
+        .purge_disassociated
+        .inc_by(counts.disassociated_count);
     tracing::info!(
         purge.by = trigger,
         purge.deleted_count = counts.deleted_count,

@@ -189,7 +189,11 @@ mod tests {
         let a = generate_api_key();
         let b = generate_api_key();
         assert_eq!(a.expose().len(), 64);
-        assert!(a.expose().bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(
+            a.expose()
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        );
         assert_ne!(a.expose(), b.expose());
     }
 
@@ -203,7 +207,10 @@ mod tests {
     fn token_digest_parses_hex_of_either_case() {
         let hex = encode_hex(sha256(b"t").as_bytes());
         assert_eq!(TokenDigest::from_hex(&hex), Some(TokenDigest::of(b"t")));
-        assert_eq!(TokenDigest::from_hex(&hex.to_uppercase()), Some(TokenDigest::of(b"t")));
+        assert_eq!(
+            TokenDigest::from_hex(&hex.to_uppercase()),
+            Some(TokenDigest::of(b"t"))
+        );
         assert_eq!(TokenDigest::from_hex("abc"), None);
     }
 }

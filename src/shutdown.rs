@@ -19,12 +19,16 @@ pub async fn terminate_signal() -> std::io::Result<()> {
 
 /// Reloads every TLS certificate on each SIGHUP; a failed reload keeps the old one.
 pub async fn reload_on_hangup(reloaders: Vec<Arc<TlsReloader>>) {
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
     while hangups.recv().await.is_some() {
         for reloader in &reloaders {
             match reloader.reload() {
                 Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(error) => tracing::error!(error = %error, "TLS reload failed; keeping the old certificate"),
+                Err(error) => {
+                    tracing::error!(error = %error, "TLS reload failed; keeping the old certificate")
+                }
             }
         }
     }

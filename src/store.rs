@@ -127,15 +127,14 @@ impl Store {
     /// True when every embedded migration has been applied.
     pub async fn migrations_current(&self) -> Result<bool, StoreError> {
         let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> = sqlx::query_scalar(
-            "SELECT max(version) FROM _sqlx_migrations WHERE success",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .or_else(|e| match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
-            _ => Err(e),
-        })?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .or_else(|e| match &e {
+                    sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
+                    _ => Err(e),
+                })?;
         Ok(applied.unwrap_or(0) >= latest)
     }
 

@@ -21,7 +21,9 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -98,47 +100,106 @@ impl Metrics {
 
     fn register(&mut self) {
         let r = &mut self.registry;
-        r.register("requests", "Webhook requests by outcome and status", self.requests.clone());
-        r.register("auth_outcomes", "Authentication decisions by reason",
-            self.auth_outcomes.clone());
-        r.register("cache_lookups", "Cache lookups by cache and result",
-            self.cache_lookups.clone());
-        r.register("argon2_verifications", "argon2id verifications run",
-            self.argon2_verifications.clone());
-        r.register("argon2_rejected", "Verifications refused: no slot within the queue timeout",
-            self.argon2_rejected.clone());
-        r.register("argon2_verify_seconds", "Time of one argon2id verification",
-            self.argon2_verify_seconds.clone());
-        r.register("argon2_queue_seconds", "Wait for an argon2id slot",
-            self.argon2_queue_seconds.clone());
-        r.register("upstream_seconds", "Time until the upstream's response head",
-            self.upstream_seconds.clone());
-        r.register("purge_runs", "Purge runs this instance did", self.purge_runs.clone());
-        r.register("purge_deleted", "Auth methods purged", self.purge_deleted.clone());
-        r.register("purge_disassociated", "Purged methods that still had attachments",
-            self.purge_disassociated.clone());
-        r.register("invalidations_sent", "Invalidation messages published",
-            self.invalidations_sent.clone());
-        r.register("invalidations_received", "Invalidation messages applied",
-            self.invalidations_received.clone());
-        r.register("cached_triggers", "Entries in the trigger cache",
-            self.cached_triggers.clone());
+        r.register(
+            "requests",
+            "Webhook requests by outcome and status",
+            self.requests.clone(),
+        );
+        r.register(
+            "auth_outcomes",
+            "Authentication decisions by reason",
+            self.auth_outcomes.clone(),
+        );
+        r.register(
+            "cache_lookups",
+            "Cache lookups by cache and result",
+            self.cache_lookups.clone(),
+        );
+        r.register(
+            "argon2_verifications",
+            "argon2id verifications run",
+            self.argon2_verifications.clone(),
+        );
+        r.register(
+            "argon2_rejected",
+            "Verifications refused: no slot within the queue timeout",
+            self.argon2_rejected.clone(),
+        );
+        r.register(
+            "argon2_verify_seconds",
+            "Time of one argon2id verification",
+            self.argon2_verify_seconds.clone(),
+        );
+        r.register(
+            "argon2_queue_seconds",
+            "Wait for an argon2id slot",
+            self.argon2_queue_seconds.clone(),
+        );
+        r.register(
+            "upstream_seconds",
+            "Time until the upstream's response head",
+            self.upstream_seconds.clone(),
+        );
+        r.register(
+            "purge_runs",
+            "Purge runs this instance did",
+            self.purge_runs.clone(),
+        );
+        r.register(
+            "purge_deleted",
+            "Auth methods purged",
+            self.purge_deleted.clone(),
+        );
+        r.register(
+            "purge_disassociated",
+            "Purged methods that still had attachments",
+            self.purge_disassociated.clone(),
+        );
+        r.register(
+            "invalidations_sent",
+            "Invalidation messages published",
+            self.invalidations_sent.clone(),
+        );
+        r.register(
+            "invalidations_received",
+            "Invalidation messages applied",
+            self.invalidations_received.clone(),
+        );
+        r.register(
+            "cached_triggers",
+            "Entries in the trigger cache",
+            self.cached_triggers.clone(),
+        );
     }
 
     pub fn request(&self, outcome: &'static str, status: u16) {
-        self.requests.get_or_create(&RequestLabels { outcome, status }).inc();
+        self.requests
+            .get_or_create(&RequestLabels { outcome, status })
+            .inc();
     }
 
     pub fn auth_outcome(&self, reason: &'static str) {
-        self.auth_outcomes.get_or_create(&ReasonLabels { reason }).inc();
+        self.auth_outcomes
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn cache_hit(&self, cache: &'static str) {
-        self.cache_lookups.get_or_create(&CacheLabels { cache, result: "hit" }).inc();
+        self.cache_lookups
+            .get_or_create(&CacheLabels {
+                cache,
+                result: "hit",
+            })
+            .inc();
     }
 
     pub fn cache_miss(&self, cache: &'static str) {
-        self.cache_lookups.get_or_create(&CacheLabels { cache, result: "miss" }).inc();
+        self.cache_lookups
+            .get_or_create(&CacheLabels {
+                cache,
+                result: "miss",
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

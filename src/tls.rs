@@ -41,7 +41,11 @@ impl TlsReloader {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Self { files: files.clone(), resolver, config: Arc::new(config) })
+        Ok(Self {
+            files: files.clone(),
+            resolver,
+            config: Arc::new(config),
+        })
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
@@ -75,6 +79,10 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "{}: no certificate found", path.display());
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{}: no certificate found",
+        path.display()
+    );
     Ok(certs)
 }

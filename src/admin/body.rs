@@ -35,9 +35,16 @@ impl Fields {
             errors.insert("body".into(), vec!["must be a JSON object".into()]);
             return Err(AdminError::Invalid(errors));
         };
-        let mut fields = Self { object, errors: FieldErrors::new() };
-        let extra: Vec<String> =
-            fields.object.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
+        let mut fields = Self {
+            object,
+            errors: FieldErrors::new(),
+        };
+        let extra: Vec<String> = fields
+            .object
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .cloned()
+            .collect();
         for key in extra {
             fields.error(&key, unknown);
         }
@@ -45,7 +52,10 @@ impl Fields {
     }
 
     pub fn error(&mut self, field: &str, message: &str) {
-        self.errors.entry(field.to_string()).or_default().push(message.to_string());
+        self.errors
+            .entry(field.to_string())
+            .or_default()
+            .push(message.to_string());
     }
 
     /// 422 with every collected message, or nothing.
@@ -192,7 +202,10 @@ impl QueryFields {
         let text = params.get(name)?;
         let parsed = parse_canonical_uuid(text);
         if parsed.is_none() {
-            self.errors.entry(name.into()).or_default().push("must be a UUID".into());
+            self.errors
+                .entry(name.into())
+                .or_default()
+                .push("must be a UUID".into());
         }
         parsed
     }

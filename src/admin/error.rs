@@ -41,9 +41,11 @@ impl From<StoreError> for AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
-            AdminError::MalformedJson => {
-                (StatusCode::BAD_REQUEST, "bad_request", "the body is not valid JSON".to_string())
-            }
+            AdminError::MalformedJson => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the body is not valid JSON".to_string(),
+            ),
             AdminError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -80,7 +82,9 @@ impl IntoResponse for AdminError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(self, AdminError::Unavailable) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }

@@ -30,7 +30,10 @@ pub enum Presented {
     /// A credential header appears more than once: never a match.
     Ambiguous,
     /// At most one of each; either may be unusable (e.g. a Bearer token).
-    Credentials { api_key: Option<SecretBytes>, basic: Option<BasicCredential> },
+    Credentials {
+        api_key: Option<SecretBytes>,
+        basic: Option<BasicCredential>,
+    },
 }
 
 /// A decoded Basic credential; both parts are bytes, compared exactly.
@@ -62,7 +65,10 @@ pub fn presented(headers: &HeaderMap) -> Presented {
 fn trim_blanks(value: &[u8]) -> &[u8] {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+    let end = value
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
     &value[start..end]
 }
 
@@ -89,7 +95,10 @@ pub fn parse_basic(value: &[u8]) -> Option<BasicCredential> {
     let password = decoded[colon + 1..].to_vec();
     let mut username = decoded;
     username.truncate(colon);
-    Some(BasicCredential { username, password: SecretBytes::new(password) })
+    Some(BasicCredential {
+        username,
+        password: SecretBytes::new(password),
+    })
 }
 
 /// Standard alphabet, then at most two `=`, then nothing.
@@ -97,7 +106,9 @@ fn is_base64_token(token: &[u8]) -> bool {
     let body_len = token.iter().position(|b| *b == b'=').unwrap_or(token.len());
     let (body, padding) = token.split_at(body_len);
     !body.is_empty()
-        && body.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        && body
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
         && padding.len() <= 2
         && padding.iter().all(|b| *b == b'=')
 }
@@ -121,7 +132,10 @@ mod tests {
 
     #[test]
     fn basic_splits_on_the_first_colon_only() {
-        assert_eq!(basic("Basic aG9vazpwYTpzczp3b3JkMQ=="), pair("hook", "pa:ss:word1"));
+        assert_eq!(
+            basic("Basic aG9vazpwYTpzczp3b3JkMQ=="),
+            pair("hook", "pa:ss:word1")
+        );
     }
 
     #[test]
@@ -158,14 +172,20 @@ mod tests {
 
     #[test]
     fn decoded_secrets_are_never_trimmed() {
-        assert_eq!(basic("Basic aG9vazpzM2NyZXQtcGFzcwo="), pair("hook", "s3cret-pass\n"));
+        assert_eq!(
+            basic("Basic aG9vazpzM2NyZXQtcGFzcwo="),
+            pair("hook", "s3cret-pass\n")
+        );
         assert_eq!(basic("Basic aG9vazog"), pair("hook", " "));
         assert_eq!(basic("Basic aG9vazo="), pair("hook", ""));
     }
 
     #[test]
     fn standard_alphabet_symbols_decode() {
-        assert_eq!(basic("Basic aG9vazo/Pz8+Pz8/Pw=="), pair("hook", "???>????"));
+        assert_eq!(
+            basic("Basic aG9vazo/Pz8+Pz8/Pw=="),
+            pair("hook", "???>????")
+        );
     }
 
     #[test]
@@ -178,7 +198,11 @@ mod tests {
     fn api_key_is_trimmed_of_spaces_and_tabs_only() {
         let mut headers = HeaderMap::new();
         headers.insert(X_API_KEY, " \tabc d\t ".parse().expect("header"));
-        let Presented::Credentials { api_key: Some(key), basic: None } = presented(&headers) else {
+        let Presented::Credentials {
+            api_key: Some(key),
+            basic: None,
+        } = presented(&headers)
+        else {
             panic!("expected a key");
         };
         assert_eq!(key.expose(), b"abc d");
@@ -192,7 +216,10 @@ mod tests {
         assert_eq!(presented(&headers), Presented::Ambiguous);
 
         let mut headers = HeaderMap::new();
-        headers.append(AUTHORIZATION, "Basic aG9vazpzM2NyZXQtcGFzcw==".parse().expect("h"));
+        headers.append(
+            AUTHORIZATION,
+            "Basic aG9vazpzM2NyZXQtcGFzcw==".parse().expect("h"),
+        );
         headers.append(AUTHORIZATION, "Bearer x".parse().expect("h"));
         assert_eq!(presented(&headers), Presented::Ambiguous);
     }

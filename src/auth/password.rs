@@ -58,7 +58,11 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &[u8]) -> Result<String, PasswordError> {
         let params = self.params.clone();
         let password = crate::secret::SecretBytes::new(password.to_vec());
-        let _slot = self.slots.acquire().await.map_err(|_| PasswordError::Failed)?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Failed)?;
         tokio::task::spawn_blocking(move || hash_blocking(&params, password.expose()))
             .await
             .map_err(|_| PasswordError::Failed)?
@@ -74,7 +78,9 @@ impl PasswordHasher {
                 PasswordError::Busy
             })?
             .map_err(|_| PasswordError::Failed)?;
-        self.metrics.argon2_queue_seconds.observe(queued.elapsed().as_secs_f64());
+        self.metrics
+            .argon2_queue_seconds
+            .observe(queued.elapsed().as_secs_f64());
 
         let password = crate::secret::SecretBytes::new(password.to_vec());
         let metrics = self.metrics.clone();
@@ -82,7 +88,9 @@ impl PasswordHasher {
             let started = Instant::now();
             let matched = verify_blocking(password.expose(), &phc);
             metrics.argon2_verifications.inc();
-            metrics.argon2_verify_seconds.observe(started.elapsed().as_secs_f64());
+            metrics
+                .argon2_verify_seconds
+                .observe(started.elapsed().as_secs_f64());
             drop(slot);
             matched
         })
@@ -92,7 +100,9 @@ impl PasswordHasher {
 
     /// One verification against the dummy hash; always a mismatch.
     pub async fn verify_dummy(&self, password: &[u8]) -> Result<bool, PasswordError> {
-        self.verify(password, self.dummy_hash.clone()).await.map(|_| false)
+        self.verify(password, self.dummy_hash.clone())
+            .await
+            .map(|_| false)
     }
 }
 

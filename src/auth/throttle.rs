@@ -49,7 +49,9 @@ impl Throttle {
                 return count.unwrap_or(0) >= self.max_failures;
             }
         }
-        self.local.get(&(client, trigger)).is_some_and(|c| c.load(Ordering::Relaxed) >= self.max_failures)
+        self.local
+            .get(&(client, trigger))
+            .is_some_and(|c| c.load(Ordering::Relaxed) >= self.max_failures)
     }
 
     /// Counts one failure.

@@ -49,7 +49,14 @@ pub enum BodyError {
 impl LimitedBody {
     pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<AtomicBool>) {
         let exceeded = Arc::new(AtomicBool::new(false));
-        (Self { inner, remaining: limit, exceeded: exceeded.clone() }, exceeded)
+        (
+            Self {
+                inner,
+                remaining: limit,
+                exceeded: exceeded.clone(),
+            },
+            exceeded,
+        )
     }
 }
 
@@ -121,7 +128,13 @@ impl Forwarder {
     }
 
     /// The upstream URI: its base (and path prefix) plus `/i/{id}{rest}{?query}`.
-    pub fn target(&self, upstream: Option<&Uri>, trigger: TriggerId, rest: &str, query: Option<&str>) -> Option<Uri> {
+    pub fn target(
+        &self,
+        upstream: Option<&Uri>,
+        trigger: TriggerId,
+        rest: &str,
+        query: Option<&str>,
+    ) -> Option<Uri> {
         let base = upstream.unwrap_or(&self.default_upstream);
         let prefix = base.path().trim_end_matches('/');
         let path = match query {
@@ -141,7 +154,9 @@ impl Forwarder {
     ) -> Result<Response<Incoming>, ForwardError> {
         let started = Instant::now();
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
-        self.metrics.upstream_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .upstream_seconds
+            .observe(started.elapsed().as_secs_f64());
 
         let response = match sent {
             Err(_) => return Err(ForwardError::Timeout),

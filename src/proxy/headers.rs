@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue};
 use http::HeaderMap;
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::auth::credential::{X_API_KEY, is_basic_scheme};
@@ -39,7 +39,9 @@ pub fn client_address(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) 
     }
     let mut client = peer_ip;
     for entry in forwarded_entries(headers).rev() {
-        let Ok(ip) = entry.parse::<IpAddr>() else { break };
+        let Ok(ip) = entry.parse::<IpAddr>() else {
+            break;
+        };
         client = ip.to_canonical();
         if !is_trusted(client, trusted) {
             break;
@@ -85,7 +87,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// when it uses the Basic scheme (other schemes are the upstream's business).
 pub fn strip_credentials(headers: &mut HeaderMap) {
     headers.remove(X_API_KEY);
-    let basic = headers.get_all(AUTHORIZATION).iter().any(|v| is_basic_scheme(v.as_bytes()));
+    let basic = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .any(|v| is_basic_scheme(v.as_bytes()));
     if basic {
         headers.remove(AUTHORIZATION);
     }
@@ -104,12 +109,19 @@ pub struct Forwarding<'a> {
 }
 
 /// Turns the client's headers into the upstream's, in place.
-pub fn prepare_upstream_headers(headers: &mut HeaderMap, client_host: Option<HeaderValue>, f: &Forwarding<'_>) {
+pub fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    client_host: Option<HeaderValue>,
+    f: &Forwarding<'_>,
+) {
     let forwarded_for = forwarded_for(headers, f.peer, f.trusted);
     strip_hop_by_hop(headers);
     headers.remove(CONTENT_LENGTH); // re-framed from the body actually sent
-    let own: Vec<HeaderName> =
-        headers.keys().filter(|n| n.as_str().starts_with("x-hookgate-")).cloned().collect();
+    let own: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-hookgate-"))
+        .cloned()
+        .collect();
     for name in own {
         headers.remove(name);
     }
@@ -119,7 +131,11 @@ pub fn prepare_upstream_headers(headers: &mut HeaderMap, client_host: Option<Hea
     if let Some(host) = client_host {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    set(headers, X_FORWARDED_PROTO, if f.tls { "https" } else { "http" });
+    set(
+        headers,
+        X_FORWARDED_PROTO,
+        if f.tls { "https" } else { "http" },
+    );
     set(headers, X_FORWARDED_FOR, &forwarded_for);
     headers.insert(X_REQUEST_ID, f.request_id.clone());
     set(headers, X_TRIGGER_ID, &f.trigger_id.to_string());
@@ -152,7 +168,9 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     let sane = headers.get(X_REQUEST_ID).filter(|v| {
         let bytes = v.as_bytes();
         (1..=128).contains(&bytes.len())
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
     });
     match sane {
         Some(value) => value.clone(),
@@ -198,7 +216,10 @@ mod tests {
     fn bearer_authorization_passes_and_basic_is_stripped() {
         let mut bearer = headers(&[("authorization", "Bearer t"), ("x-api-key", "k")]);
         strip_credentials(&mut bearer);
-        assert_eq!(bearer.get("authorization").map(|v| v.as_bytes()), Some(&b"Bearer t"[..]));
+        assert_eq!(
+            bearer.get("authorization").map(|v| v.as_bytes()),
+            Some(&b"Bearer t"[..])
+        );
         assert!(!bearer.contains_key("x-api-key"));
 
         let mut basic = headers(&[("authorization", "bAsIc aG9vazpzM2NyZXQtcGFzcw==")]);
@@ -209,12 +230,18 @@ mod tests {
     #[test]
     fn forwarded_for_is_the_peer_unless_the_peer_is_trusted() {
         let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        let map = headers(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-for", "10.9.9.9")]);
+        let map = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.9.9.9"),
+        ]);
         assert_eq!(forwarded_for(&map, peer, &[]), "127.0.0.1");
         assert_eq!(client_address(peer, &map, &[]).to_string(), "127.0.0.1");
 
         let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
-        assert_eq!(forwarded_for(&map, peer, &trusted), "10.0.0.1, 10.9.9.9, 127.0.0.1");
+        assert_eq!(
+            forwarded_for(&map, peer, &trusted),
+            "10.0.0.1, 10.9.9.9, 127.0.0.1"
+        );
         assert_eq!(client_address(peer, &map, &trusted).to_string(), "10.9.9.9");
     }
 

@@ -8,7 +8,10 @@ pub enum Route<'a> {
     Healthz,
     Readyz,
     /// `rest` is empty or starts with `/`; it is forwarded as received.
-    Webhook { trigger_id: TriggerId, rest: &'a str },
+    Webhook {
+        trigger_id: TriggerId,
+        rest: &'a str,
+    },
     /// A webhook path without a usable trigger id.
     UnknownWebhook,
     /// A malformed path (dot segments, empty segments, encoded separators).
@@ -31,7 +34,9 @@ pub fn route(path: &str) -> Route<'_> {
         return Route::NotFound;
     };
 
-    let (id, rest) = after.find('/').map_or((after, ""), |slash| after.split_at(slash));
+    let (id, rest) = after
+        .find('/')
+        .map_or((after, ""), |slash| after.split_at(slash));
     if !rest.is_empty() && rest != "/" && !is_clean_rest(&rest[1..]) {
         return Route::BadPath;
     }
@@ -66,7 +71,10 @@ mod tests {
     const A: &str = "0b9f6f4e-3c1a-4a57-9e2b-7d8c1f2a3b4c";
 
     fn webhook(rest: &str) -> Route<'_> {
-        Route::Webhook { trigger_id: TriggerId::parse_canonical(A).expect("uuid"), rest }
+        Route::Webhook {
+            trigger_id: TriggerId::parse_canonical(A).expect("uuid"),
+            rest,
+        }
     }
 
     #[test]
@@ -79,7 +87,16 @@ mod tests {
 
     #[test]
     fn traversal_and_encoded_separators_are_bad_paths() {
-        for rest in ["/../B", "/..%2FB", "/%2e%2e/B", "/./x", "/a/", "/a%5cb", "/a%2Fb", "/x/."] {
+        for rest in [
+            "/../B",
+            "/..%2FB",
+            "/%2e%2e/B",
+            "/./x",
+            "/a/",
+            "/a%5cb",
+            "/a%2Fb",
+            "/x/.",
+        ] {
             assert_eq!(route(&format!("/i/{A}{rest}")), Route::BadPath, "{rest}");
         }
         assert_eq!(route(&format!("//i/{A}")), Route::BadPath);
@@ -91,7 +108,10 @@ mod tests {
         assert_eq!(route("/i"), Route::UnknownWebhook);
         assert_eq!(route("/i/"), Route::UnknownWebhook);
         assert_eq!(route("/i/not-a-uuid"), Route::UnknownWebhook);
-        assert_eq!(route("/i/0b9f6f4e3c1a4a579e2b7d8c1f2a3b4c/x"), Route::UnknownWebhook);
+        assert_eq!(
+            route("/i/0b9f6f4e3c1a4a579e2b7d8c1f2a3b4c/x"),
+            Route::UnknownWebhook
+        );
     }
 
     #[test]

@@ -81,12 +81,19 @@ impl Store {
                 item_type: row.try_get("item_type")?,
                 item_id: row.try_get("item_id")?,
                 event: row.try_get("event")?,
-                actor: actor_id.map(|id| Actor { id, name: actor_name.unwrap_or_default() }),
+                actor: actor_id.map(|id| Actor {
+                    id,
+                    name: actor_name.unwrap_or_default(),
+                }),
                 changes: row.try_get("changes")?,
                 inserted_at: row.try_get("inserted_at")?,
             });
         }
-        let next = if rows.len() as i64 > query.limit { last_seq } else { None };
+        let next = if rows.len() as i64 > query.limit {
+            last_seq
+        } else {
+            None
+        };
         Ok((events, next))
     }
 }

@@ -22,8 +22,14 @@ pub struct NewAuthMethod {
 
 #[derive(Debug)]
 pub enum NewSecret {
-    Basic { username: String, password_hash: String },
-    Api { digest: Digest32, hint: String },
+    Basic {
+        username: String,
+        password_hash: String,
+    },
+    Api {
+        digest: Digest32,
+        hint: String,
+    },
 }
 
 /// Selects methods with their attached trigger ids; append WHERE / ORDER clauses.
@@ -55,16 +61,21 @@ fn method_from_row(row: &PgRow) -> Result<AuthMethod, StoreError> {
 }
 
 async fn fetch_method(conn: &mut PgConnection, id: AuthMethodId) -> Result<AuthMethod, StoreError> {
-    let row = sqlx::query(AssertSqlSafe(format!("{METHOD_SELECT} WHERE m.id = $1 GROUP BY m.id")))
-        .bind(id.0)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "{METHOD_SELECT} WHERE m.id = $1 GROUP BY m.id"
+    )))
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     method_from_row(&row)
 }
 
 /// Locks the method row; returns its project, name, type and deletion mark.
-async fn lock_method(conn: &mut PgConnection, id: AuthMethodId) -> Result<LockedMethod, StoreError> {
+async fn lock_method(
+    conn: &mut PgConnection,
+    id: AuthMethodId,
+) -> Result<LockedMethod, StoreError> {
     let row = sqlx::query(
         "SELECT project_id, name, auth_type, scheduled_deletion
            FROM webhook_auth_methods WHERE id = $1 FOR UPDATE",
@@ -76,7 +87,9 @@ async fn lock_method(conn: &mut PgConnection, id: AuthMethodId) -> Result<Locked
     Ok(LockedMethod {
         name: row.try_get("name")?,
         auth_type: row.try_get("auth_type")?,
-        scheduled: row.try_get::<Option<time::OffsetDateTime>, _>("scheduled_deletion")?.is_some(),
+        scheduled: row
+            .try_get::<Option<time::OffsetDateTime>, _>("scheduled_deletion")?
+            .is_some(),
     })
 }
 
@@ -100,8 +113,16 @@ pub(super) async fn detach_everywhere(
     .await?;
     triggers.sort();
     for trigger in &triggers {
-        audit::record(conn, AUTH_METHOD, id, "removed_from_trigger", actor,
-            json!({ "trigger_id": trigger }), json!({ "trigger_id": null })).await?;
+        audit::record(
+            conn,
+            AUTH_METHOD,
+            id,
+            "removed_from_trigger",
+            actor,
+            json!({ "trigger_id": trigger }),
+            json!({ "trigger_id": null }),
+        )
+        .await?;
     }
     Ok(triggers.into_iter().map(TriggerId).collect())
 }
@@ -122,8 +143,16 @@ async fn attach(
     .bind(project.0)
     .execute(&mut *conn)
     .await?;
-    audit::record(conn, AUTH_METHOD, method.0, "added_to_trigger", Some(actor),
-        json!({ "trigger_id": null }), json!({ "trigger_id": trigger })).await
+    audit::record(
+        conn,
+        AUTH_METHOD,
+        method.0,
+        "added_to_trigger",
+        Some(actor),
+        json!({ "trigger_id": null }),
+        json!({ "trigger_id": trigger }),
+    )
+    .await
 }
 
 impl Store {
@@ -142,18 +171,32 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if owner != Some(project.0) {
-                return Err(StoreError::invalid("trigger_id", "must be a trigger of this project"));
+                return Err(StoreError::invalid(
+                    "trigger_id",
+                    "must be a trigger of this project",
+                ));
             }
         }
 
         let id = AuthMethodId(Uuid::new_v4());
         let (auth_type, username, password_hash, digest, hint) = match &new.secret {
-            NewSecret::Basic { username, password_hash } => {
-                (AuthType::Basic, Some(username.as_str()), Some(password_hash.as_str()), None, None)
-            }
-            NewSecret::Api { digest, hint } => {
-                (AuthType::Api, None, None, Some(digest.as_bytes().as_slice()), Some(hint.as_str()))
-            }
+            NewSecret::Basic {
+                username,
+                password_hash,
+            } => (
+                AuthType::Basic,
+                Some(username.as_str()),
+                Some(password_hash.as_str()),
+                None,
+                None,
+            ),
+            NewSecret::Api { digest, hint } => (
+                AuthType::Api,
+                None,
+                None,
+                Some(digest.as_bytes().as_slice()),
+                Some(hint.as_str()),
+            ),
         };
         sqlx::query(
             "INSERT INTO webhook_auth_methods
@@ -177,15 +220,26 @@ impl Store {
             "project_id": project,
             "username": username,
         });
-        audit::record(&mut tx, AUTH_METHOD, id.0, "created", Some(actor), Value::Null, after)
-            .await?;
+        audit::record(
+            &mut tx,
+            AUTH_METHOD,
+            id.0,
+            "created",
+            Some(actor),
+            Value::Null,
+            after,
+        )
+        .await?;
 
         if let Some(trigger) = new.trigger_id {
             attach(&mut tx, trigger, id, project, actor).await?;
         }
         let method = fetch_method(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Written { value: method, stale_triggers: new.trigger_id.into_iter().collect() })
+        Ok(Written {
+            value: method,
+            stale_triggers: new.trigger_id.into_iter().collect(),
+        })
     }
 
     /// One method, active or scheduled.
@@ -195,7 +249,10 @@ impl Store {
     }
 
     /// Active methods of a project, ordered by name.
-    pub async fn project_auth_methods(&self, project: ProjectId) -> Result<Vec<AuthMethod>, StoreError> {
+    pub async fn project_auth_methods(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<AuthMethod>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "{METHOD_SELECT}
               WHERE m.project_id = $1 AND m.scheduled_deletion IS NULL
@@ -208,7 +265,10 @@ impl Store {
     }
 
     /// Active methods attached to a trigger, ordered by name; 404 for an unknown trigger.
-    pub async fn trigger_auth_methods(&self, trigger: TriggerId) -> Result<Vec<AuthMethod>, StoreError> {
+    pub async fn trigger_auth_methods(
+        &self,
+        trigger: TriggerId,
+    ) -> Result<Vec<AuthMethod>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM triggers WHERE id = $1")
             .bind(trigger.0)
@@ -238,7 +298,9 @@ impl Store {
         let mut tx = self.begin().await?;
         let locked = lock_method(&mut tx, id).await?;
         if locked.scheduled {
-            return Err(StoreError::Conflict("the auth method is scheduled for deletion".into()));
+            return Err(StoreError::Conflict(
+                "the auth method is scheduled for deletion".into(),
+            ));
         }
 
         if locked.name != name {
@@ -249,12 +311,23 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-            audit::record(&mut tx, AUTH_METHOD, id.0, "updated", Some(actor),
-                json!({ "name": locked.name }), json!({ "name": name })).await?;
+            audit::record(
+                &mut tx,
+                AUTH_METHOD,
+                id.0,
+                "updated",
+                Some(actor),
+                json!({ "name": locked.name }),
+                json!({ "name": name }),
+            )
+            .await?;
         }
         let method = fetch_method(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Written { value: method, stale_triggers: Vec::new() })
+        Ok(Written {
+            value: method,
+            stale_triggers: Vec::new(),
+        })
     }
 
     /// Replaces the trigger's set of methods with `ids` (duplicates count once).
@@ -285,11 +358,17 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         if valid.len() != wanted.len() {
-            let bad: Vec<String> =
-                wanted.iter().filter(|id| !valid.contains(id)).map(Uuid::to_string).collect();
+            let bad: Vec<String> = wanted
+                .iter()
+                .filter(|id| !valid.contains(id))
+                .map(Uuid::to_string)
+                .collect();
             return Err(StoreError::invalid(
                 "auth_method_ids",
-                &format!("not active methods of the trigger's project: {}", bad.join(", ")),
+                &format!(
+                    "not active methods of the trigger's project: {}",
+                    bad.join(", ")
+                ),
             ));
         }
 
@@ -308,17 +387,35 @@ impl Store {
             .bind(removed)
             .execute(&mut *tx)
             .await?;
-            audit::record(&mut tx, AUTH_METHOD, *removed, "removed_from_trigger", Some(actor),
-                json!({ "trigger_id": trigger }), json!({ "trigger_id": null })).await?;
+            audit::record(
+                &mut tx,
+                AUTH_METHOD,
+                *removed,
+                "removed_from_trigger",
+                Some(actor),
+                json!({ "trigger_id": trigger }),
+                json!({ "trigger_id": null }),
+            )
+            .await?;
         }
         for added in wanted.iter().filter(|id| !current.contains(id)) {
-            attach(&mut tx, trigger, AuthMethodId(*added), ProjectId(project), actor).await?;
+            attach(
+                &mut tx,
+                trigger,
+                AuthMethodId(*added),
+                ProjectId(project),
+                actor,
+            )
+            .await?;
         }
 
         let _ = active_method_ids(&mut tx, trigger).await?;
         tx.commit().await?;
         let value = self.trigger(trigger).await?;
-        Ok(Written { value, stale_triggers: vec![trigger] })
+        Ok(Written {
+            value,
+            stale_triggers: vec![trigger],
+        })
     }
 
     /// Marks the method for purge after `days`, detaches it and stops it at once.
@@ -331,7 +428,9 @@ impl Store {
         let mut tx = self.begin().await?;
         let locked = lock_method(&mut tx, id).await?;
         if locked.scheduled {
-            return Err(StoreError::Conflict("the auth method is already scheduled".into()));
+            return Err(StoreError::Conflict(
+                "the auth method is already scheduled".into(),
+            ));
         }
 
         let stale_triggers = detach_everywhere(&mut tx, id.0, Some(actor)).await?;
@@ -349,16 +448,31 @@ impl Store {
         let stamp = scheduled
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        audit::record(&mut tx, AUTH_METHOD, id.0, "deleted", Some(actor),
-            json!({ "scheduled_deletion": null }), json!({ "scheduled_deletion": stamp })).await?;
+        audit::record(
+            &mut tx,
+            AUTH_METHOD,
+            id.0,
+            "deleted",
+            Some(actor),
+            json!({ "scheduled_deletion": null }),
+            json!({ "scheduled_deletion": stamp }),
+        )
+        .await?;
 
         let method = fetch_method(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Written { value: method, stale_triggers })
+        Ok(Written {
+            value: method,
+            stale_triggers,
+        })
     }
 
     /// Deletes the method now, detaching it first.
-    pub async fn delete_auth_method(&self, id: AuthMethodId, actor: &Actor) -> Result<Written<()>, StoreError> {
+    pub async fn delete_auth_method(
+        &self,
+        id: AuthMethodId,
+        actor: &Actor,
+    ) -> Result<Written<()>, StoreError> {
         let mut tx = self.begin().await?;
         let locked = lock_method(&mut tx, id).await?;
         let stale_triggers = detach_everywhere(&mut tx, id.0, Some(actor)).await?;
@@ -367,10 +481,21 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, AUTH_METHOD, id.0, "purged", Some(actor),
-            json!({ "name": locked.name, "auth_type": locked.auth_type }), Value::Null).await?;
+        audit::record(
+            &mut tx,
+            AUTH_METHOD,
+            id.0,
+            "purged",
+            Some(actor),
+            json!({ "name": locked.name, "auth_type": locked.auth_type }),
+            Value::Null,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Written { value: (), stale_triggers })
+        Ok(Written {
+            value: (),
+            stale_triggers,
+        })
     }
 
     /// The active API-key method of `project` whose key has this digest.
@@ -409,7 +534,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((AuthMethodId(row.try_get("id")?), row.try_get("password_hash")?)))
+            .map(|row| {
+                Ok((
+                    AuthMethodId(row.try_get("id")?),
+                    row.try_get("password_hash")?,
+                ))
+            })
             .collect()
     }
 }

@@ -72,11 +72,22 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            audit::record(&mut tx, AUTH_METHOD, id, "purged", actor,
-                json!({ "name": name, "auth_type": auth_type }), Value::Null).await?;
+            audit::record(
+                &mut tx,
+                AUTH_METHOD,
+                id,
+                "purged",
+                actor,
+                json!({ "name": name, "auth_type": auth_type }),
+                Value::Null,
+            )
+            .await?;
             counts.deleted_count += 1;
         }
         tx.commit().await?;
-        Ok(Some(Written { value: counts, stale_triggers }))
+        Ok(Some(Written {
+            value: counts,
+            stale_triggers,
+        }))
     }
 }

@@ -17,7 +17,10 @@ use crate::snapshot::{ApiKeyVerifier, BasicVerifier, TriggerSnapshot};
 
 impl Store {
     /// The trigger with its active methods' verifiers, or `None` when unknown.
-    pub async fn trigger_snapshot(&self, id: TriggerId) -> Result<Option<TriggerSnapshot>, StoreError> {
+    pub async fn trigger_snapshot(
+        &self,
+        id: TriggerId,
+    ) -> Result<Option<TriggerSnapshot>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let Some(trigger) = sqlx::query(
             "SELECT project_id, enabled, auth_required, upstream_url FROM triggers WHERE id = $1",
@@ -66,7 +69,10 @@ impl Store {
 }
 
 /// Adds one method's verifier; the inner error describes a defective row.
-fn add_verifier(snapshot: &mut TriggerSnapshot, row: &PgRow) -> Result<Result<(), String>, StoreError> {
+fn add_verifier(
+    snapshot: &mut TriggerSnapshot,
+    row: &PgRow,
+) -> Result<Result<(), String>, StoreError> {
     let id: Uuid = row.try_get("id")?;
     let method_id = AuthMethodId(id);
     let auth_type: String = row.try_get("auth_type")?;
@@ -88,7 +94,11 @@ fn add_verifier(snapshot: &mut TriggerSnapshot, row: &PgRow) -> Result<Result<()
             Some(digest) => snapshot.api_keys.push(ApiKeyVerifier { method_id, digest }),
             None => return Ok(Err(format!("auth method {id} has a malformed key digest"))),
         },
-        _ => return Ok(Err(format!("auth method {id} has an unusable verifier ({auth_type})"))),
+        _ => {
+            return Ok(Err(format!(
+                "auth method {id} has an unusable verifier ({auth_type})"
+            )));
+        }
     }
     Ok(Ok(()))
 }

@@ -88,30 +88,44 @@ impl Store {
                     "a trigger cannot move to another project".into(),
                 ));
             }
-            Some(current) => (update_trigger(&mut tx, current, &change, actor).await?, false),
+            Some(current) => (
+                update_trigger(&mut tx, current, &change, actor).await?,
+                false,
+            ),
         };
 
         let method_ids = active_method_ids(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Written { value: (row.into_trigger(method_ids), created), stale_triggers: vec![id] })
+        Ok(Written {
+            value: (row.into_trigger(method_ids), created),
+            stale_triggers: vec![id],
+        })
     }
 
     pub async fn trigger(&self, id: TriggerId) -> Result<Trigger, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE id = $1")))
-            .bind(id.0)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let row = TriggerRow::from_row(&row)?;
         let method_ids = active_method_ids(&mut conn, id).await?;
         Ok(row.into_trigger(method_ids))
     }
 
     /// Removes the trigger; its attachments go with it, each with an audit event.
-    pub async fn delete_trigger(&self, id: TriggerId, actor: &Actor) -> Result<Written<()>, StoreError> {
+    pub async fn delete_trigger(
+        &self,
+        id: TriggerId,
+        actor: &Actor,
+    ) -> Result<Written<()>, StoreError> {
         let mut tx = self.begin().await?;
-        let row = lock_trigger(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let row = lock_trigger(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
 
         let detached: Vec<Uuid> = sqlx::query_scalar(
             "DELETE FROM trigger_auth_methods WHERE trigger_id = $1
@@ -121,19 +135,44 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         for method_id in detached {
-            audit::record(&mut tx, AUTH_METHOD, method_id, "removed_from_trigger", Some(actor),
-                json!({ "trigger_id": id }), json!({ "trigger_id": null })).await?;
+            audit::record(
+                &mut tx,
+                AUTH_METHOD,
+                method_id,
+                "removed_from_trigger",
+                Some(actor),
+                json!({ "trigger_id": id }),
+                json!({ "trigger_id": null }),
+            )
+            .await?;
         }
 
-        sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
-        audit::record(&mut tx, TRIGGER, id.0, "deleted", Some(actor), row.audited(), Value::Null)
+        sqlx::query("DELETE FROM triggers WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
             .await?;
+        audit::record(
+            &mut tx,
+            TRIGGER,
+            id.0,
+            "deleted",
+            Some(actor),
+            row.audited(),
+            Value::Null,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Written { value: (), stale_triggers: vec![id] })
+        Ok(Written {
+            value: (),
+            stale_triggers: vec![id],
+        })
     }
 }
 
-async fn lock_trigger(conn: &mut PgConnection, id: TriggerId) -> Result<Option<TriggerRow>, StoreError> {
+async fn lock_trigger(
+    conn: &mut PgConnection,
+    id: TriggerId,
+) -> Result<Option<TriggerRow>, StoreError> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE id = $1 FOR UPDATE"
     )))
@@ -162,7 +201,16 @@ async fn insert_trigger(
     .fetch_one(&mut *conn)
     .await?;
     let row = TriggerRow::from_row(&row)?;
-    audit::record(conn, TRIGGER, id.0, "created", Some(actor), Value::Null, row.audited()).await?;
+    audit::record(
+        conn,
+        TRIGGER,
+        id.0,
+        "created",
+        Some(actor),
+        Value::Null,
+        row.audited(),
+    )
+    .await?;
     Ok(row)
 }
 
@@ -175,7 +223,10 @@ async fn update_trigger(
 ) -> Result<TriggerRow, StoreError> {
     let enabled = change.enabled.unwrap_or(current.enabled);
     let auth_required = change.auth_required.unwrap_or(current.auth_required);
-    let upstream_url = change.upstream_url.clone().unwrap_or_else(|| current.upstream_url.clone());
+    let upstream_url = change
+        .upstream_url
+        .clone()
+        .unwrap_or_else(|| current.upstream_url.clone());
     let unchanged = enabled == current.enabled
         && auth_required == current.auth_required
         && upstream_url == current.upstream_url;
@@ -196,8 +247,16 @@ async fn update_trigger(
     .fetch_one(&mut *conn)
     .await?;
     let row = TriggerRow::from_row(&row)?;
-    audit::record(conn, TRIGGER, current.id, "updated", Some(actor), current.audited(),
-        row.audited()).await?;
+    audit::record(
+        conn,
+        TRIGGER,
+        current.id,
+        "updated",
+        Some(actor),
+        current.audited(),
+        row.audited(),
+    )
+    .await?;
     Ok(row)
 }
 

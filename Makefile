@@ -1,0 +1,18 @@
+# Entry points used by the README and .ci/run.
+.PHONY: run test lint bench fmt
+
+# Quick start: Postgres (found or started), the gateway with the shipped config, a small
+# recording upstream, and a demo trigger with an API-key and a Basic method.
+run:
+	scripts/with-services.sh scripts/quickstart.sh
+
+# Every test: unit, integration (real Postgres, Redis and upstream on loopback), docs.
+test:
+	scripts/with-services.sh cargo test --all-targets --no-fail-fast
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
