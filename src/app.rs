@@ -60,7 +60,11 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         metrics.clone(),
     ));
     let passwords = PasswordHasher::new(&settings.auth, metrics.clone())?;
-    let throttle = Throttle::new(&settings.auth, cluster.connection());
+    let throttle = Throttle::new(
+        &settings.auth,
+        &settings.redis.namespace,
+        cluster.connection(),
+    );
     let auth = Arc::new(Authenticator::new(
         &settings,
         passwords.clone(),

@@ -18,8 +18,6 @@ use crate::config::RedisSettings;
 use crate::model::TriggerId;
 use crate::telemetry::Metrics;
 
-const CHANNEL: &str = "hookgate:invalidate";
-
 #[derive(Serialize, Deserialize)]
 struct Invalidation {
     from: Uuid,
@@ -31,6 +29,7 @@ pub struct Cluster {
     client: Option<redis::Client>,
     connection: Option<ConnectionManager>,
     instance_id: Uuid,
+    channel: String,
     subscribed: AtomicBool,
     metrics: Arc<Metrics>,
 }
@@ -57,6 +56,7 @@ impl Cluster {
             client,
             connection,
             instance_id: Uuid::new_v4(),
+            channel: format!("{}:invalidate", settings.namespace),
             subscribed: AtomicBool::new(false),
             metrics,
         })
@@ -93,7 +93,7 @@ impl Cluster {
             return;
         };
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(CHANNEL)
+            .arg(&self.channel)
             .arg(payload)
             .query_async(&mut connection)
             .await;
@@ -140,7 +140,7 @@ impl Cluster {
             }
             Err(_) => return,
         };
-        if let Err(e) = pubsub.subscribe(CHANNEL).await {
+        if let Err(e) = pubsub.subscribe(&self.channel).await {
             tracing::warn!(error.kind = ?e.kind(), "redis subscribe failed");
             return;
         }

@@ -91,6 +91,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     pub url: Option<SecretString>,
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    pub namespace: String,
 }
 
 #[derive(Debug, Clone)]
@@ -347,10 +349,20 @@ impl Default for RawDatabase {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRedis {
     url: Option<String>,
+    namespace: String,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        Self {
+            url: None,
+            namespace: "hookgate".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]

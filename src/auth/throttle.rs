@@ -15,6 +15,7 @@ use crate::config::AuthSettings;
 use crate::model::TriggerId;
 
 pub struct Throttle {
+    namespace: String,
     redis: Option<ConnectionManager>,
     local: moka::sync::Cache<(IpAddr, TriggerId), Arc<AtomicU32>>,
     max_failures: u32,
@@ -22,8 +23,9 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(settings: &AuthSettings, redis: Option<ConnectionManager>) -> Self {
+    pub fn new(settings: &AuthSettings, namespace: &str, redis: Option<ConnectionManager>) -> Self {
         Self {
+            namespace: namespace.to_string(),
             redis,
             local: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
@@ -34,15 +36,15 @@ impl Throttle {
         }
     }
 
-    fn redis_key(client: IpAddr, trigger: TriggerId) -> String {
-        format!("hookgate:failures:{trigger}:{client}")
+    fn redis_key(&self, client: IpAddr, trigger: TriggerId) -> String {
+        format!("{}:failures:{trigger}:{client}", self.namespace)
     }
 
     /// True once the client has used up its failures on this trigger.
     pub async fn is_throttled(&self, client: IpAddr, trigger: TriggerId) -> bool {
         if let Some(mut redis) = self.redis.clone() {
             let count: redis::RedisResult<Option<u32>> = redis::cmd("GET")
-                .arg(Self::redis_key(client, trigger))
+                .arg(self.redis_key(client, trigger))
                 .query_async(&mut redis)
                 .await;
             if let Ok(count) = count {
@@ -59,10 +61,10 @@ impl Throttle {
         if let Some(mut redis) = self.redis.clone() {
             let counted: redis::RedisResult<()> = redis::pipe()
                 .cmd("INCR")
-                .arg(Self::redis_key(client, trigger))
+                .arg(self.redis_key(client, trigger))
                 .ignore()
                 .cmd("EXPIRE")
-                .arg(Self::redis_key(client, trigger))
+                .arg(self.redis_key(client, trigger))
                 .arg(self.window.as_secs().max(1))
                 .arg("NX")
                 .ignore()
