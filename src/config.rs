@@ -704,8 +704,19 @@ fn validate_redis(raw: RawRedis, p: &mut Problems) -> RedisSettings {
         let ok = url.starts_with("redis://") || url.starts_with("rediss://");
         p.check(ok, "redis.url", "must start with redis://");
     }
+    let namespace_ok = !raw.namespace.is_empty()
+        && raw
+            .namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    p.check(
+        namespace_ok,
+        "redis.namespace",
+        "must be non-empty: letters, digits, - _ . :",
+    );
     RedisSettings {
         url: url.map(SecretString::new),
+        namespace: raw.namespace,
     }
 }
 
