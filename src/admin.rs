@@ -75,6 +75,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/purge", post(purge))
         .route("/audit-events", get(audit_events))
+        .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
 
     Router::new()
@@ -136,6 +137,13 @@ async fn metrics(State(state): AppState) -> Response {
     )
         .into_response()
 }
+
+/// The OpenAPI 3 description of this API (kept true by `tests/openapi.rs`).
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub const OPENAPI: &str = include_str!("admin/openapi.json");
 
 impl AdminState {
     /// Drops the touched triggers here, then tells the other instances.
