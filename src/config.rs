@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::secret::{SecretString, TokenDigest};
@@ -52,7 +52,7 @@ pub struct PublicSettings {
 }
 
 /// How a failed authentication answers (SPEC §2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Disclosure {
     /// Wrong credentials look like an unknown trigger (404).
@@ -134,7 +134,7 @@ pub struct LogSettings {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -161,6 +161,18 @@ impl ConfigError {
             problems: vec![problem],
         }
     }
+}
+
+/// Every `section.key` the configuration accepts.
+pub fn known_keys() -> std::collections::BTreeSet<String> {
+    let defaults = serde_json::to_value(RawSettings::default()).unwrap_or_default();
+    let sections = defaults.as_object().into_iter().flatten();
+    sections
+        .flat_map(|(section, keys)| {
+            let keys = keys.as_object().into_iter().flat_map(|k| k.keys());
+            keys.map(move |key| format!("{section}.{key}"))
+        })
+        .collect()
 }
 
 impl Settings {
@@ -258,7 +270,7 @@ fn env_value(value: &str) -> toml::Value {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawSettings {
     public: RawPublic,
@@ -273,7 +285,7 @@ struct RawSettings {
     shutdown: RawShutdown,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawPublic {
     listen: String,
@@ -305,7 +317,7 @@ impl Default for RawPublic {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawAdmin {
     listen: String,
@@ -325,7 +337,7 @@ impl Default for RawAdmin {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawToken {
     name: String,
@@ -333,7 +345,7 @@ struct RawToken {
     token_sha256: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawDatabase {
     url: String,
@@ -349,7 +361,7 @@ impl Default for RawDatabase {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRedis {
     url: Option<String>,
@@ -365,7 +377,7 @@ impl Default for RawRedis {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawUpstream {
     url: String,
@@ -383,7 +395,7 @@ impl Default for RawUpstream {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     max_failures: u32,
@@ -409,7 +421,7 @@ impl Default for RawAuth {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawCache {
     trigger_ttl_s: u64,
@@ -431,7 +443,7 @@ impl Default for RawCache {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawPurge {
     deleted_after_days: u32,
@@ -447,7 +459,7 @@ impl Default for RawPurge {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
     format: LogFormat,
@@ -463,7 +475,7 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawShutdown {
     grace_ms: u64,
