@@ -1,5 +1,5 @@
 # Entry points used by the README and .ci/run.
-.PHONY: run test lint bench fmt
+.PHONY: run test lint bench fmt fuzz-admin
 
 # Quick start: Postgres (found or started), the gateway with the shipped config, a small
 # recording upstream, and a demo trigger with an API-key and a Basic method.
@@ -16,3 +16,7 @@ lint:
 
 fmt:
 	cargo fmt
+
+# Fuzz the admin API against its OpenAPI description (schemathesis from PyPI).
+fuzz-admin:
+	scripts/with-services.sh scripts/fuzz-admin.sh

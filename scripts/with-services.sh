@@ -56,5 +56,5 @@ fi
 
 export HOOKGATE_TEST_DATABASE_URL="${HOOKGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:$pg_port/postgres}"
 export HOOKGATE_TEST_REDIS_URL="${HOOKGATE_TEST_REDIS_URL:-redis://127.0.0.1:$redis_port}"
-export HOOKGATE_PG_PORT=$pg_port HOOKGATE_REDIS_PORT=$redis_port
+export HOOKGATE_PG_PORT=$pg_port
 exec "$@"
