@@ -40,7 +40,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# positive_data_acceptance is left out: a schema cannot say that a name is already
+# taken or that an id names no method, and those are documented 422s, not bugs.
 "$venv/bin/schemathesis" run "http://127.0.0.1:$admin_port/v1/openapi.json" \
   --url "http://127.0.0.1:$admin_port" \
   --header "Authorization: Bearer $token" \
-  --checks all --max-examples "$examples" --phases examples,coverage,fuzzing
+  --checks all --exclude-checks positive_data_acceptance \
+  --max-examples "$examples" --phases examples,coverage,fuzzing

@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use bytes::Bytes;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -28,7 +27,7 @@ use crate::model::{Actor, AuthMethodId, AuthType, ProjectId, TriggerId, parse_ca
 use crate::secret::{TokenDigest, sha256};
 use crate::store::{AuditQuery, NewAuthMethod, NewSecret, Store, TriggerChange, Written};
 use crate::telemetry::Metrics;
-use body::Fields;
+use body::{Fields, RawBody};
 pub use error::AdminError;
 
 /// What every admin handler can reach.
@@ -76,7 +75,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/purge", post(purge))
         .route("/audit-events", get(audit_events))
         .route("/openapi.json", get(openapi))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        // Unknown paths and methods under /v1 need the token too: an anonymous caller
+        // learns nothing, not even which endpoints exist.
+        .fallback(|| async { AdminError::NotFound })
+        .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
 
     Router::new()
         .route("/healthz", get(|| async { crate::health::liveness() }))
@@ -175,7 +178,7 @@ async fn put_trigger(
     State(state): AppState,
     Path(id): Path<String>,
     extensions: axum::http::Extensions,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, AdminError> {
     let id = TriggerId(path_id(&id)?);
     let actor = actor(&extensions)?;
@@ -245,7 +248,7 @@ async fn replace_trigger_auth_methods(
     State(state): AppState,
     Path(id): Path<String>,
     extensions: axum::http::Extensions,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, AdminError> {
     let id = TriggerId(path_id(&id)?);
     let actor = actor(&extensions)?;
@@ -281,7 +284,7 @@ async fn create_auth_method(
     State(state): AppState,
     Path(pid): Path<String>,
     extensions: axum::http::Extensions,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, AdminError> {
     let project = ProjectId(path_id(&pid)?);
     let actor = actor(&extensions)?;
@@ -292,8 +295,9 @@ async fn create_auth_method(
     let trigger_id = fields.optional_uuid("trigger_id").map(TriggerId);
     let secret = match auth_type {
         Some(AuthType::Basic) => {
-            let username = fields.bounded_string("username", 1, 255);
+            let username = fields.username("username");
             let password = fields.password("password");
+            let _ignored_for_basic = fields.optional_string("api_key");
             fields.finish()?;
             let (Some(username), Some(password)) = (username, password) else {
                 return Err(AdminError::Internal);
@@ -313,6 +317,8 @@ async fn create_auth_method(
         }
         Some(AuthType::Api) => {
             let supplied = fields.api_key("api_key");
+            // Ignored for api methods, but still only strings are accepted.
+            let _ = (fields.optional_string("username"), fields.optional_string("password"));
             fields.finish()?;
             let key = supplied.unwrap_or_else(crate::secret::generate_api_key);
             let hint = key.expose()[key.expose().len() - 4..].to_string();
@@ -367,7 +373,7 @@ async fn rename_auth_method(
     State(state): AppState,
     Path(id): Path<String>,
     extensions: axum::http::Extensions,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, AdminError> {
     let id = AuthMethodId(path_id(&id)?);
     let actor = actor(&extensions)?;
@@ -414,13 +420,13 @@ async fn delete_auth_method(
 async fn verify_credential(
     State(state): AppState,
     Path(pid): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, AdminError> {
     let project = ProjectId(path_id(&pid)?);
     let mut fields = Fields::parse(&body, &["api_key", "username", "password"])?;
-    let api_key = fields.optional_string("api_key");
+    let api_key = fields.optional_secret("api_key");
     let username = fields.optional_string("username");
-    let password = fields.optional_string("password");
+    let password = fields.optional_secret("password");
     if api_key.is_none() && (username.is_none() || password.is_none()) {
         fields.error("api_key", "give api_key, or username and password");
     }
@@ -491,13 +497,16 @@ async fn purge(
 
 async fn audit_events(
     State(state): AppState,
-    Query(params): Query<HashMap<String, String>>,
-    _headers: HeaderMap,
+    Query(mut params): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
+    // An empty cursor or type filter (`before=`) is the same as none.
+    params.retain(|name, value| {
+        !(value.is_empty() && (name == "before" || name == "item_type"))
+    });
     let mut fields = body::QueryFields::default();
     let query = AuditQuery {
         item_id: fields.uuid(&params, "item_id"),
-        item_type: params.get("item_type").cloned(),
+        item_type: fields.text(&params, "item_type"),
         limit: fields.integer(&params, "limit", 1, 500).unwrap_or(50),
         before: fields.integer(&params, "before", 1, i64::MAX),
     };

@@ -562,6 +562,11 @@ impl RawSettings {
             "cache.max_triggers",
             "must be greater than 0",
         );
+        p.check(
+            self.purge.deleted_after_days <= 36_500,
+            "purge.deleted_after_days",
+            "must be at most 36500 (100 years)",
+        );
         let purge = PurgeSettings {
             deleted_after_days: self.purge.deleted_after_days,
             interval: p.seconds("purge.interval_s", self.purge.interval_s),

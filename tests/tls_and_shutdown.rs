@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -143,10 +142,8 @@ async fn webhooks_pass_over_tls_with_http1_and_h2() {
 fn spawn_gateway(db: &TestDb, upstream: &str, extra: &[(&str, String)]) -> (ChildGuard, u16, u16) {
     let public = free_port();
     let admin = free_port();
-    let config = std::env::temp_dir().join(format!("hookgate-empty-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::File::create(&config)
-        .and_then(|mut f| f.write_all(b""))
-        .expect("config");
+    // An empty configuration file: every setting comes from the environment.
+    let config = Path::new("/dev/null");
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     command
         .arg("serve")

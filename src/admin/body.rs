@@ -1,8 +1,12 @@
 //! Reading admin request bodies and queries into typed values, collecting one
-//! message per bad field: malformed JSON is a 400, everything else a 422 with details.
+//! message per bad field: a body over 2 MiB is a 413, malformed JSON a 400, everything
+//! else a 422 with details.
 
 use std::collections::HashMap;
 
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -10,6 +14,24 @@ use super::AdminError;
 use crate::model::{AuthType, parse_canonical_uuid};
 use crate::secret::SecretString;
 use crate::store::FieldErrors;
+
+/// A request body read whole (up to axum's default limit of 2 MiB), whose refusals
+/// answer in the admin API's JSON error shape rather than axum's plain text.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = AdminError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AdminError> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(AdminError::PayloadTooLarge)
+            }
+            Err(_) => Err(AdminError::MalformedJson),
+        }
+    }
+}
 
 /// The fields of one JSON object body, taken one by one.
 pub struct Fields {
@@ -70,7 +92,8 @@ impl Fields {
         self.object.remove(field).filter(|v| !v.is_null())
     }
 
-    pub fn optional_string(&mut self, field: &str) -> Option<String> {
+    /// Any string, NUL included: for secrets, which are hashed and never stored as text.
+    pub fn optional_secret(&mut self, field: &str) -> Option<String> {
         match self.take(field)? {
             Value::String(text) => Some(text),
             _ => {
@@ -80,10 +103,27 @@ impl Fields {
         }
     }
 
-    fn required_string(&mut self, field: &str) -> Option<String> {
+    /// A string that is stored or compared as Postgres text, which cannot hold NUL.
+    pub fn optional_string(&mut self, field: &str) -> Option<String> {
+        let text = self.optional_secret(field)?;
+        if text.contains('\0') {
+            self.error(field, "must not contain NUL characters");
+            return None;
+        }
+        Some(text)
+    }
+
+    /// Records "can't be blank" when the field is absent or null.
+    fn present(&mut self, field: &str) -> bool {
         let present = self.object.get(field).is_some_and(|v| !v.is_null());
         if !present {
             self.error(field, "can't be blank");
+        }
+        present
+    }
+
+    fn required_string(&mut self, field: &str) -> Option<String> {
+        if !self.present(field) {
             return None;
         }
         self.optional_string(field)
@@ -92,6 +132,16 @@ impl Fields {
     /// A required string of `min..=max` characters.
     pub fn bounded_string(&mut self, field: &str, min: usize, max: usize) -> Option<String> {
         let text = self.required_string(field)?;
+        self.check_length(field, text, min, max)
+    }
+
+    fn check_length(
+        &mut self,
+        field: &str,
+        text: String,
+        min: usize,
+        max: usize,
+    ) -> Option<String> {
         let length = text.chars().count();
         if length < min || length > max {
             self.error(field, &format!("must be {min} to {max} characters"));
@@ -110,9 +160,24 @@ impl Fields {
         Some(name)
     }
 
+    /// A Basic username: required, 1–255 characters, no `:` (RFC 7617 splits the
+    /// credential on the first one, so such a name could never match a request).
+    pub fn username(&mut self, field: &str) -> Option<String> {
+        let username = self.bounded_string(field, 1, 255)?;
+        if username.contains(':') {
+            self.error(field, "must not contain `:`");
+            return None;
+        }
+        Some(username)
+    }
+
     /// A password: required, 8–72 characters (Unicode scalar values).
     pub fn password(&mut self, field: &str) -> Option<SecretString> {
-        self.bounded_string(field, 8, 72).map(SecretString::new)
+        if !self.present(field) {
+            return None;
+        }
+        let text = self.optional_secret(field)?;
+        self.check_length(field, text, 8, 72).map(SecretString::new)
     }
 
     /// A caller-supplied API key: 32–256 visible ASCII characters.
@@ -208,6 +273,19 @@ impl QueryFields {
                 .push("must be a UUID".into());
         }
         parsed
+    }
+
+    /// A text parameter; NUL cannot reach a Postgres text comparison.
+    pub fn text(&mut self, params: &HashMap<String, String>, name: &str) -> Option<String> {
+        let text = params.get(name)?;
+        if text.contains('\0') {
+            self.errors
+                .entry(name.into())
+                .or_default()
+                .push("must not contain NUL characters".into());
+            return None;
+        }
+        Some(text.clone())
     }
 
     pub fn integer(

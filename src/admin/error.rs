@@ -11,6 +11,8 @@ use crate::store::{FieldErrors, StoreError};
 pub enum AdminError {
     /// The body is not JSON.
     MalformedJson,
+    /// The body is larger than the admin port reads.
+    PayloadTooLarge,
     Unauthorized,
     NotFound,
     MethodNotAllowed,
@@ -45,6 +47,11 @@ impl IntoResponse for AdminError {
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "the body is not valid JSON".to_string(),
+            ),
+            AdminError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than 2 MiB".to_string(),
             ),
             AdminError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,

@@ -7,7 +7,6 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use super::audit::{self, AUTH_METHOD};
-use super::triggers::active_method_ids;
 use super::{Store, StoreError, Written};
 use crate::model::{Actor, AuthMethod, AuthMethodId, AuthType, ProjectId, Trigger, TriggerId};
 use crate::secret::Digest32;
@@ -409,7 +408,6 @@ impl Store {
             .await?;
         }
 
-        let _ = active_method_ids(&mut tx, trigger).await?;
         tx.commit().await?;
         let value = self.trigger(trigger).await?;
         Ok(Written {
@@ -436,13 +434,15 @@ impl Store {
         let stale_triggers = detach_everywhere(&mut tx, id.0, Some(actor)).await?;
         let scheduled: time::OffsetDateTime = sqlx::query_scalar(
             "UPDATE webhook_auth_methods
-                SET scheduled_deletion = now() + make_interval(days => $2),
+                SET scheduled_deletion = now() + make_interval(days => $2::integer),
                     version = version + 1, updated_at = now()
               WHERE id = $1
              RETURNING scheduled_deletion",
         )
         .bind(id.0)
-        .bind(days as i32)
+        // Widened, not cast: `as i32` turned a huge setting into a negative delay, which
+        // made a method due for purge at once instead of failing loudly.
+        .bind(i64::from(days))
         .fetch_one(&mut *tx)
         .await?;
         let stamp = scheduled
