@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command with Postgres and Redis reachable, exporting where they are:
-#   DATABASE_URL / HOOKGATE_TEST_DATABASE_URL, REDIS_URL / HOOKGATE_TEST_REDIS_URL.
+#   HOOKGATE_TEST_DATABASE_URL, HOOKGATE_TEST_REDIS_URL and HOOKGATE_PG_PORT.
 # Uses servers that already answer on 127.0.0.1:5432 and :6379. Otherwise it starts
 # private ones under target/services (installing Debian's packages when the server
 # binaries are missing and we are root), and leaves servers it did not start alone.
