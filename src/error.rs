@@ -19,8 +19,10 @@ pub enum ProxyError {
     NotFound,
     /// Unknown trigger, or credentials that do not match (in `hide` mode).
     WebhookNotFound,
-    /// A malformed webhook path.
+    /// A malformed webhook path, or a head hyper accepts but that is ambiguous.
     BadRequest,
+    /// A request head over `public.max_head_bytes`.
+    HeadTooLarge,
     /// No credentials, or no methods on a trigger that requires them.
     Unauthorized {
         challenge: Option<String>,
@@ -42,6 +44,7 @@ impl ProxyError {
         match self {
             ProxyError::NotFound | ProxyError::WebhookNotFound => StatusCode::NOT_FOUND,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::TriggerDisabled => StatusCode::FORBIDDEN,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -58,6 +61,7 @@ impl ProxyError {
             ProxyError::NotFound => "not_found",
             ProxyError::WebhookNotFound => "webhook_not_found",
             ProxyError::BadRequest => "bad_request",
+            ProxyError::HeadTooLarge => "head_too_large",
             ProxyError::Unauthorized { .. } => "unauthorized",
             ProxyError::TriggerDisabled => "trigger_disabled",
             ProxyError::PayloadTooLarge => "payload_too_large",
@@ -73,6 +77,7 @@ impl ProxyError {
             ProxyError::NotFound => r#"{"error":"Not found"}"#.into(),
             ProxyError::WebhookNotFound => r#"{"error":"Webhook not found"}"#.into(),
             ProxyError::BadRequest => r#"{"error":"Bad request"}"#.into(),
+            ProxyError::HeadTooLarge => r#"{"error":"request_header_fields_too_large"}"#.into(),
             ProxyError::Unauthorized { .. } => r#"{"error":"Unauthorized"}"#.into(),
             ProxyError::TriggerDisabled => {
                 r#"{"error":"trigger_disabled","message":"This webhook trigger is disabled."}"#

@@ -9,11 +9,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST};
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, Version};
-use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::auth::{Authenticator, Decision, DenyReason};
@@ -77,20 +77,16 @@ impl Proxy {
     /// Answers one request of the public port.
     pub async fn handle(&self, request: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
         let route = route::route(request.uri().path());
+        let screened = screen_head(&request, self.settings.max_head_bytes);
         let (trigger_id, rest) = match route {
-            Route::Healthz => {
-                return crate::health::liveness().map(|b| b.map_err(|e| match e {}).boxed());
-            }
-            Route::Readyz => {
-                return self
-                    .health
-                    .readiness()
-                    .await
-                    .map(|b| b.map_err(|e| match e {}).boxed());
-            }
-            Route::NotFound => return ProxyError::NotFound.into_response(),
             Route::BadPath | Route::UnknownWebhook => (None, String::new()),
             Route::Webhook { trigger_id, rest } => (Some(trigger_id), rest.to_string()),
+            Route::Healthz | Route::Readyz | Route::NotFound => {
+                return match screened {
+                    Ok(()) => self.answer_locally(&route).await,
+                    Err(error) => error.into_response(),
+                };
+            }
         };
 
         let started = Instant::now();
@@ -105,9 +101,10 @@ impl Proxy {
             method_id: None,
             reason: "forwarded",
         };
-        let result = match (route, trigger_id) {
-            (Route::BadPath, _) => Err(ProxyError::BadRequest),
-            (_, Some(trigger_id)) => {
+        let result = match (screened, route, trigger_id) {
+            (Err(error), _, _) => Err(error),
+            (Ok(()), Route::BadPath, _) => Err(ProxyError::BadRequest),
+            (Ok(()), _, Some(trigger_id)) => {
                 self.webhook(
                     request,
                     conn,
@@ -154,6 +151,19 @@ impl Proxy {
             "webhook"
         );
         response
+    }
+
+    /// The routes that never leave the gateway: health checks and the 404.
+    async fn answer_locally(&self, route: &Route<'_>) -> Response<ProxyBody> {
+        match route {
+            Route::Healthz => crate::health::liveness().map(|b| b.map_err(|e| match e {}).boxed()),
+            Route::Readyz => self
+                .health
+                .readiness()
+                .await
+                .map(|b| b.map_err(|e| match e {}).boxed()),
+            _ => ProxyError::NotFound.into_response(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -220,6 +230,8 @@ impl Proxy {
             method_id: outcome.method_id,
             request_id,
         };
+        let close_delimited =
+            request.version() < Version::HTTP_11 && request.method() != Method::HEAD;
         let upstream = self.upstream_request(request, &snapshot, rest, protected, forwarding)?;
         let (upstream, exceeded) = upstream;
         let response = self
@@ -231,7 +243,11 @@ impl Proxy {
                 ForwardError::Timeout => ProxyError::GatewayTimeout,
                 ForwardError::TooLarge => ProxyError::PayloadTooLarge,
             })?;
-        Ok(downstream_response(response))
+        let response = downstream_response(response);
+        if close_delimited && !response.headers().contains_key(CONTENT_LENGTH) {
+            return buffered_response(response, self.settings.max_body_bytes).await;
+        }
+        Ok(response)
     }
 
     fn denial(&self, reason: DenyReason, snapshot: &TriggerSnapshot) -> ProxyError {
@@ -281,12 +297,13 @@ impl Proxy {
             .unwrap_or_default();
         forwarding.upstream_authority = authority;
 
-        let client_host = parts.headers.get(HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        // An absolute-form target or an HTTP/2 `:authority` wins over `host` (RFC 9112
+        // §3.2.2, RFC 9113 §8.3.1).
+        let client_host = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| parts.headers.get(HOST).cloned());
         if protected {
             headers::strip_credentials(&mut parts.headers);
         }
@@ -302,11 +319,72 @@ impl Proxy {
     }
 }
 
+/// Refuses heads that hyper lets through but hookgate cannot pass on faithfully: larger
+/// than `public.max_head_bytes` (hyper's own check stops at its 8 KiB read-buffer floor),
+/// naming more than one `host`, or a transfer coding besides `chunked` (hyper removes
+/// the chunking only, and the upstream would take the rest for identity bytes).
+fn screen_head<B>(request: &Request<B>, max_head_bytes: usize) -> Result<(), ProxyError> {
+    if head_size(request) > max_head_bytes {
+        return Err(ProxyError::HeadTooLarge);
+    }
+
+    let headers = request.headers();
+    let hosts = headers.get_all(HOST).iter().count();
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    let plain_chunked = match (codings.next(), codings.next()) {
+        (None, _) => true,
+        (Some(coding), None) => coding.as_bytes().eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => false,
+    };
+    if hosts > 1 || !plain_chunked {
+        return Err(ProxyError::BadRequest);
+    }
+    Ok(())
+}
+
+/// The head's size as HTTP/1.1 writes it: request line, header lines, blank line.
+fn head_size<B>(request: &Request<B>) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |p| p.as_str().len());
+    let authority = request.uri().authority().map_or(0, |a| a.as_str().len());
+    let request_line = request.method().as_str().len() + target + authority + 12;
+    let header_lines: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    request_line + header_lines + 2
+}
+
 /// The upstream's response minus hop-by-hop headers, its body streamed.
 fn downstream_response(response: Response<Incoming>) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
+/// The response read whole and sent with its length, for HTTP/1.0 clients: they learn
+/// where a body of unknown length ends only from the close, so a cut-off upstream body
+/// would look complete. A body that fails or outgrows `limit` is a 502 instead.
+async fn buffered_response(
+    response: Response<ProxyBody>,
+    limit: u64,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (parts, mut body) = response.into_parts();
+    let mut whole = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ProxyError::BadGateway)?;
+        if let Some(data) = frame.data_ref() {
+            if (whole.len() + data.len()) as u64 > limit {
+                return Err(ProxyError::BadGateway);
+            }
+            whole.extend_from_slice(data);
+        }
+    }
+    let body = Full::new(whole.freeze()).map_err(|e| match e {}).boxed();
+    Ok(Response::from_parts(parts, body))
 }
 
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {

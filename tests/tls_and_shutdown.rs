@@ -147,7 +147,7 @@ fn spawn_gateway(db: &TestDb, upstream: &str, extra: &[(&str, String)]) -> (Chil
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     command
         .arg("serve")
-        .env("HOOKGATE_CONFIG", &config)
+        .env("HOOKGATE_CONFIG", config)
         .env("DATABASE_URL", &db.url)
         .env("HOOKGATE_PUBLIC_LISTEN", format!("127.0.0.1:{public}"))
         .env("HOOKGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))

@@ -72,10 +72,18 @@ fn trim_blanks(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// True when an `authorization` value uses the Basic scheme (credential or not).
+/// True when an `authorization` value uses the Basic scheme, credential or not.
+///
+/// Looser than [`parse_basic`] on purpose: a value this parser refuses (a tab after
+/// the scheme, say) may still carry a password some upstream would read, so it is
+/// stripped like a good one.
 pub fn is_basic_scheme(value: &[u8]) -> bool {
-    let scheme = value.split(|b| *b == b' ').next().unwrap_or_default();
-    scheme.eq_ignore_ascii_case(b"basic")
+    let value = trim_blanks(value);
+    let end = value
+        .iter()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(value.len());
+    value[..end].eq_ignore_ascii_case(b"basic")
 }
 
 /// Parses `Basic <token>`: scheme in any case, one or more spaces, a standard-alphabet
@@ -101,7 +109,8 @@ pub fn parse_basic(value: &[u8]) -> Option<BasicCredential> {
     })
 }
 
-/// Standard alphabet, then at most two `=`, then nothing.
+/// Standard alphabet, then either no padding or exactly the padding that completes the
+/// last quantum, then nothing. (The decoder alone would also take partial padding.)
 fn is_base64_token(token: &[u8]) -> bool {
     let body_len = token.iter().position(|b| *b == b'=').unwrap_or(token.len());
     let (body, padding) = token.split_at(body_len);
@@ -111,6 +120,7 @@ fn is_base64_token(token: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
         && padding.len() <= 2
         && padding.iter().all(|b| *b == b'=')
+        && (padding.is_empty() || token.len().is_multiple_of(4))
 }
 
 #[cfg(test)]
@@ -162,6 +172,8 @@ mod tests {
             "Basic aG9vazo_Pz8-Pz8_Pw==",
             "Basic aG9vazpzM2NyZXQtcGFzcw==x",
             "Basic aG9vazpzM2NyZXQtcGFzcw===",
+            "Basic aG9vazpzM2NyZXQtcGFzcw=",
+            "Basic aG9vazo/Pz8+Pz8/Pw=",
             "Basic aG9vazpz M2NyZXQtcGFzcw==",
             "Basic aG9vazpzM2NyZXQtcGFzcw==, Bearer abc",
             "Bearer abc",
@@ -222,6 +234,16 @@ mod tests {
         );
         headers.append(AUTHORIZATION, "Bearer x".parse().expect("h"));
         assert_eq!(presented(&headers), Presented::Ambiguous);
+    }
+
+    #[test]
+    fn the_basic_scheme_is_recognised_whatever_follows_it() {
+        for value in ["Basic x", "basic\tx", "BASIC", "Basic,x", " bAsIc  x"] {
+            assert!(is_basic_scheme(value.as_bytes()), "{value}");
+        }
+        for value in ["Bearer x", "Basics x", "Basi x", "", "x Basic"] {
+            assert!(!is_basic_scheme(value.as_bytes()), "{value}");
+        }
     }
 
     #[test]

@@ -83,10 +83,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes the credentials hookgate consumed: every `x-api-key`, and `authorization`
-/// when it uses the Basic scheme (other schemes are the upstream's business).
+/// Removes the credentials hookgate consumed: every `x-api-key` (and `x_api_key`, which
+/// CGI-style upstreams read as the same), and `authorization` when it uses the Basic
+/// scheme (other schemes are the upstream's business).
 pub fn strip_credentials(headers: &mut HeaderMap) {
-    headers.remove(X_API_KEY);
+    let keys: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| cgi_spelling(name) == X_API_KEY)
+        .cloned()
+        .collect();
+    for name in keys {
+        headers.remove(name);
+    }
     let basic = headers
         .get_all(AUTHORIZATION)
         .iter()
@@ -117,12 +125,12 @@ pub fn prepare_upstream_headers(
     let forwarded_for = forwarded_for(headers, f.peer, f.trusted);
     strip_hop_by_hop(headers);
     headers.remove(CONTENT_LENGTH); // re-framed from the body actually sent
-    let own: Vec<HeaderName> = headers
+    let spoofable: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str().starts_with("x-hookgate-"))
+        .filter(|n| is_spoofable(n))
         .cloned()
         .collect();
-    for name in own {
+    for name in spoofable {
         headers.remove(name);
     }
 
@@ -143,6 +151,30 @@ pub fn prepare_upstream_headers(
     if let Some(method) = f.method_id {
         set(headers, X_AUTH_METHOD_ID, &method.to_string());
     }
+}
+
+/// Headers hookgate sets on every upstream request; a client's copy is replaced.
+const FORWARDING: [&str; 4] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+    X_REQUEST_ID,
+];
+
+/// A header name as CGI-style servers read it (PHP, WSGI, Rack: `HTTP_X_API_KEY`), where
+/// `_` and `-` are the same character.
+fn cgi_spelling(name: &HeaderName) -> String {
+    name.as_str().replace('_', "-")
+}
+
+/// Client headers an upstream could take for something they are not: any
+/// `x-hookgate-*` spelling (hookgate's identity headers), underscore spellings of the
+/// forwarding headers, and `proxy`, which CGI turns into `HTTP_PROXY` (httpoxy).
+fn is_spoofable(name: &HeaderName) -> bool {
+    let spelled = cgi_spelling(name);
+    spelled.starts_with("x-hookgate-")
+        || (name.as_str().contains('_') && FORWARDING.contains(&spelled.as_str()))
+        || name.as_str() == "proxy"
 }
 
 /// One `x-forwarded-for` value: the peer alone, or the trusted chain plus the peer.
@@ -225,6 +257,33 @@ mod tests {
         let mut basic = headers(&[("authorization", "bAsIc aG9vazpzM2NyZXQtcGFzcw==")]);
         strip_credentials(&mut basic);
         assert!(basic.is_empty());
+    }
+
+    #[test]
+    fn underscore_spellings_of_reserved_headers_are_spoofable() {
+        for name in [
+            "x-hookgate-auth-method-id",
+            "x_hookgate_auth_method_id",
+            "x-hookgate_x",
+            "x_forwarded_for",
+            "x_request_id",
+            "proxy",
+        ] {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+            assert!(is_spoofable(&name), "{name}");
+        }
+        for name in ["x-forwarded-for", "x_kept", "x-hookgate", "proxy-status"] {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+            assert!(!is_spoofable(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn underscore_spellings_of_the_key_header_are_credentials() {
+        let mut map = headers(&[("x_api_key", "k"), ("X_Api-Key", "k"), ("x_api_keys", "k")]);
+        strip_credentials(&mut map);
+        assert_eq!(map.len(), 1, "{map:?}");
+        assert!(map.contains_key("x_api_keys"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub enum Route<'a> {
     },
     /// A webhook path without a usable trigger id.
     UnknownWebhook,
-    /// A malformed path (dot segments, empty segments, encoded separators).
+    /// A malformed path (dot segments, empty segments, separators other than `/`).
     BadPath,
     NotFound,
 }
@@ -46,11 +46,17 @@ pub fn route(path: &str) -> Route<'_> {
     }
 }
 
-/// No `.`/`..` or empty segments, and no percent-encoded `/`, `\` or `.`.
+/// No `.`/`..` or empty segments, no `\`, and no percent-encoded `/`, `\` or `.`.
+///
+/// Upstreams differ in what they take for a separator or a dot segment: some read `\`
+/// as `/`, and servlet containers drop `;` path parameters before resolving `..;`. A
+/// rest is clean only when no such reading can climb out of the trigger's path.
 fn is_clean_rest(rest: &str) -> bool {
-    rest.split('/').all(|segment| {
-        !segment.is_empty() && segment != "." && segment != ".." && !has_encoded_separator(segment)
-    })
+    !rest.contains('\\')
+        && rest.split('/').all(|segment| {
+            let name = segment.split(';').next().unwrap_or_default();
+            !segment.is_empty() && name != "." && name != ".." && !has_encoded_separator(segment)
+        })
 }
 
 fn has_encoded_separator(segment: &str) -> bool {
@@ -82,6 +88,7 @@ mod tests {
         assert_eq!(route(&format!("/i/{A}")), webhook(""));
         assert_eq!(route(&format!("/i/{A}/")), webhook("/"));
         assert_eq!(route(&format!("/i/{A}/a/b%20c")), webhook("/a/b%20c"));
+        assert_eq!(route(&format!("/i/{A}/a..b;v=1")), webhook("/a..b;v=1"));
         assert_eq!(route(&format!("/i/{}", A.to_uppercase())), webhook(""));
     }
 
@@ -96,6 +103,10 @@ mod tests {
             "/a%5cb",
             "/a%2Fb",
             "/x/.",
+            "/..\\B",
+            "/a\\b",
+            "/..;/B",
+            "/.;x/B",
         ] {
             assert_eq!(route(&format!("/i/{A}{rest}")), Route::BadPath, "{rest}");
         }

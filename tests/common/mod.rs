@@ -502,3 +502,127 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// What came back on a raw connection: the bytes read, and whether the server closed
+/// the connection (EOF or reset) before the read bound passed.
+pub struct RawReply {
+    pub bytes: Vec<u8>,
+    pub closed: bool,
+}
+
+impl std::fmt::Debug for RawReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawReply")
+            .field("text", &String::from_utf8_lossy(&self.bytes))
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl RawReply {
+    /// The status code of the first response line, if one arrived.
+    pub fn status(&self) -> Option<u16> {
+        let line = self.bytes.split(|b| *b == b'\n').next()?;
+        let line = std::str::from_utf8(line).ok()?;
+        let mut words = line.split(' ');
+        words.next().filter(|v| v.starts_with("HTTP/1."))?;
+        words.next()?.parse().ok()
+    }
+
+    fn head_len(&self) -> Option<usize> {
+        self.bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4)
+    }
+
+    /// The value of the first response header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = String::from_utf8_lossy(&self.bytes[..self.head_len()?]).into_owned();
+        head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    }
+
+    /// The bytes after the response head.
+    pub fn body(&self) -> &[u8] {
+        self.head_len().map_or(&[], |len| &self.bytes[len..])
+    }
+
+    /// True when a whole response (head and a `content-length` body) has arrived.
+    fn is_complete(&self) -> bool {
+        let Some(len) = self.header("content-length") else {
+            return false;
+        };
+        len.parse::<usize>()
+            .is_ok_and(|len| self.body().len() >= len)
+    }
+}
+
+/// Writes `request` byte for byte on a fresh connection and reads until a whole
+/// response has arrived, the server closes, or `bound` passes. The write half stays
+/// open while reading (no FIN), and write errors are ignored: a server may answer
+/// and close before it has read everything.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8], bound: Duration) -> RawReply {
+    exchange(addr, request, bound, true).await
+}
+
+/// Like [`raw_exchange`], but reads on after a whole response until the server closes
+/// the connection or `bound` passes.
+pub async fn raw_exchange_until_closed(
+    addr: SocketAddr,
+    request: &[u8],
+    bound: Duration,
+) -> RawReply {
+    exchange(addr, request, bound, false).await
+}
+
+async fn exchange(addr: SocketAddr, request: &[u8], bound: Duration, whole: bool) -> RawReply {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let request = request.to_vec();
+    let written = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let reply = read_until(&mut reader, bound, whole).await;
+    written.abort();
+    reply
+}
+
+/// Reads a response from `reader` as [`raw_exchange`] does.
+pub async fn read_reply(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    bound: Duration,
+) -> RawReply {
+    read_until(reader, bound, true).await
+}
+
+async fn read_until(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    bound: Duration,
+    stop_when_whole: bool,
+) -> RawReply {
+    use tokio::io::AsyncReadExt;
+    let mut reply = RawReply {
+        bytes: Vec::new(),
+        closed: false,
+    };
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut buf = [0u8; 8192];
+    while !(stop_when_whole && reply.is_complete()) {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                reply.closed = true;
+                break;
+            }
+            Ok(Ok(n)) => reply.bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    reply
+}
