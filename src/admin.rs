@@ -318,7 +318,10 @@ async fn create_auth_method(
         Some(AuthType::Api) => {
             let supplied = fields.api_key("api_key");
             // Ignored for api methods, but still only strings are accepted.
-            let _ = (fields.optional_string("username"), fields.optional_string("password"));
+            let _ = (
+                fields.optional_string("username"),
+                fields.optional_string("password"),
+            );
             fields.finish()?;
             let key = supplied.unwrap_or_else(crate::secret::generate_api_key);
             let hint = key.expose()[key.expose().len() - 4..].to_string();
@@ -500,9 +503,7 @@ async fn audit_events(
     Query(mut params): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
     // An empty cursor or type filter (`before=`) is the same as none.
-    params.retain(|name, value| {
-        !(value.is_empty() && (name == "before" || name == "item_type"))
-    });
+    params.retain(|name, value| !(value.is_empty() && (name == "before" || name == "item_type")));
     let mut fields = body::QueryFields::default();
     let query = AuditQuery {
         item_id: fields.uuid(&params, "item_id"),

@@ -5,7 +5,14 @@
 //! A per-trigger generation guards every fill: an invalidation bumps it before it
 //! removes the entry, and an entry filled under an older generation is never used,
 //! so a fill that raced with a write cannot bring back what the write removed.
+//!
+//! When a store read fails for want of a connection (or, with a stale copy at hand,
+//! takes longer than half a second), the store rests: for a second lookups do not try
+//! it again but answer at once from a stale copy (at most `stale_for` past its fill)
+//! or as unavailable. Without the rest every waiting request would pay the pool's
+//! connect timeout in turn, and a stale copy would go unserved while requests waited.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +27,12 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
 const GENERATION_SHARDS: usize = 4096;
+
+/// How long the store rests after a read failed for want of a connection.
+const STORE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a lookup that holds a stale copy waits for the store before serving it.
+const STALE_READ_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The outcome of a trigger lookup.
 #[derive(Debug, Clone)]
@@ -69,6 +82,10 @@ pub struct TriggerCache {
     /// outdates every entry at once.
     generations: Box<[AtomicU64]>,
     epoch: AtomicU64,
+    /// While the store rests: when lookups may try it again, in milliseconds since
+    /// `clock_base`; 0 while it answers.
+    store_retry_at_ms: AtomicU64,
+    clock_base: Instant,
     store: Store,
     ttl: Duration,
     negative_ttl: Duration,
@@ -90,6 +107,8 @@ impl TriggerCache {
             entries,
             generations: (0..GENERATION_SHARDS).map(|_| AtomicU64::new(0)).collect(),
             epoch: AtomicU64::new(0),
+            store_retry_at_ms: AtomicU64::new(0),
+            clock_base: Instant::now(),
             store,
             ttl: settings.trigger_ttl,
             negative_ttl: settings.negative_ttl,
@@ -115,40 +134,60 @@ impl TriggerCache {
 
     /// The trigger's snapshot: from memory when fresh, else read once from the store.
     pub async fn trigger(&self, id: TriggerId) -> Lookup {
-        if let Some(entry) = self.entries.get(&id).await
-            && self.is_fresh(id, &entry)
-        {
-            self.metrics.cache_hit("trigger");
-            return found_or_unknown(entry.snapshot);
+        if let Some(entry) = self.entries.get(&id).await {
+            if self.is_fresh(id, &entry) {
+                self.metrics.cache_hit("trigger");
+                return found_or_unknown(entry.snapshot);
+            }
+            if self.store_is_resting() && self.is_servable_stale(id, &entry) {
+                self.metrics.cache_hit("trigger_stale");
+                return found_or_unknown(entry.snapshot);
+            }
         }
         self.metrics.cache_miss("trigger");
         self.refresh(id).await
     }
 
-    /// Reads the trigger from the store; concurrent callers for one id wait for the
-    /// first one's read instead of making their own.
     async fn refresh(&self, id: TriggerId) -> Lookup {
-        let mut unavailable = false;
+        self.refresh_with(id, || self.store.trigger_snapshot(id))
+            .await
+    }
+
+    /// Fills the entry with `read`; concurrent callers for one id wait for the first
+    /// one's read instead of making their own.
+    async fn refresh_with<F, Fut>(&self, id: TriggerId, read: F) -> Lookup
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<TriggerSnapshot>, StoreError>>,
+    {
+        let mut failed = false;
         let result = self
             .entries
             .entry(id)
             .and_compute_with(|current| {
                 let current = current.map(|e| e.into_value());
-                let unavailable = &mut unavailable;
+                let failed = &mut failed;
                 async move {
                     if current.as_ref().is_some_and(|e| self.is_fresh(id, e)) {
                         return Op::Nop;
                     }
+                    // The read before ours failed a moment ago: answer without the store.
+                    if self.store_is_resting() {
+                        *failed = true;
+                        return Op::Nop;
+                    }
+                    let has_stale = current
+                        .as_ref()
+                        .is_some_and(|e| self.is_servable_stale(id, e));
                     let generation = self.generation(id);
-                    match self.store.trigger_snapshot(id).await {
-                        Ok(snapshot) => Op::Put(Entry {
+                    match self.read(id, read, has_stale).await {
+                        Some(snapshot) => Op::Put(Entry {
                             snapshot: snapshot.map(Arc::new),
                             filled_at: Instant::now(),
                             generation,
                         }),
-                        Err(error) => {
-                            log_store_error(id, &error);
-                            *unavailable = true;
+                        None => {
+                            *failed = true;
                             Op::Nop
                         }
                     }
@@ -163,14 +202,68 @@ impl TriggerCache {
             CompResult::Removed(_) | CompResult::StillNone(_) => None,
         };
         match entry {
-            Some(entry) if !unavailable => found_or_unknown(entry.snapshot),
+            Some(entry) if !failed => found_or_unknown(entry.snapshot),
             Some(entry) if self.is_servable_stale(id, &entry) => {
                 self.metrics.cache_hit("trigger_stale");
                 found_or_unknown(entry.snapshot)
             }
-            _ if unavailable => Lookup::Unavailable,
+            _ if failed => Lookup::Unavailable,
             _ => Lookup::Unknown,
         }
+    }
+
+    /// One store read; `None` when it failed. With a stale copy at hand the read is
+    /// bounded, so that the copy is served while it may be.
+    async fn read<F, Fut>(
+        &self,
+        id: TriggerId,
+        read: F,
+        has_stale: bool,
+    ) -> Option<Option<TriggerSnapshot>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<TriggerSnapshot>, StoreError>>,
+    {
+        let result = if has_stale {
+            match tokio::time::timeout(STALE_READ_TIMEOUT, read()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(trigger.id = %id, "store read timed out; serving stale");
+                    self.rest_store();
+                    return None;
+                }
+            }
+        } else {
+            read().await
+        };
+        match result {
+            Ok(snapshot) => {
+                self.store_retry_at_ms.store(0, Ordering::Release);
+                Some(snapshot)
+            }
+            Err(error) => {
+                log_store_error(id, &error);
+                if matches!(error, StoreError::Unavailable(_)) {
+                    self.rest_store();
+                }
+                None
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means "not resting".
+        u64::try_from(self.clock_base.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn rest_store(&self) {
+        let until = self.now_ms() + STORE_RETRY_INTERVAL.as_millis() as u64;
+        self.store_retry_at_ms.store(until, Ordering::Release);
+    }
+
+    /// True while a recent read failed for want of a connection.
+    fn store_is_resting(&self) -> bool {
+        self.now_ms() < self.store_retry_at_ms.load(Ordering::Acquire)
     }
 
     /// During a store outage a known trigger is served until `stale_for` past its
@@ -222,4 +315,158 @@ fn found_or_unknown(snapshot: Option<Arc<TriggerSnapshot>>) -> Lookup {
 
 fn log_store_error(id: TriggerId, error: &StoreError) {
     tracing::warn!(trigger.id = %id, error = %error, "cannot read trigger from the store");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use sqlx::postgres::PgPoolOptions;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::model::ProjectId;
+
+    /// A cache whose own store never answers (nothing listens on loopback port 1), so
+    /// that every lookup outside `refresh_with` finds the store down.
+    fn cache(stale_for: Duration) -> TriggerCache {
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(100))
+            .connect_lazy("postgres://hookgate@127.0.0.1:1/none")
+            .expect("a valid URL");
+        let settings = CacheSettings {
+            trigger_ttl: Duration::from_secs(1),
+            negative_ttl: Duration::from_secs(1),
+            verified_ttl: Duration::from_secs(60),
+            stale_for,
+            max_triggers: 100,
+        };
+        TriggerCache::new(&settings, Store::from_pool(pool), Arc::new(Metrics::new()))
+    }
+
+    fn snapshot(id: TriggerId) -> TriggerSnapshot {
+        TriggerSnapshot {
+            trigger_id: id,
+            project_id: ProjectId(uuid::Uuid::new_v4()),
+            enabled: true,
+            auth_required: true,
+            upstream: None,
+            api_keys: Vec::new(),
+            basics: Vec::new(),
+            defect: None,
+        }
+    }
+
+    fn new_id() -> TriggerId {
+        TriggerId(uuid::Uuid::new_v4())
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_raced_with_an_invalidation_is_never_served_afterwards() {
+        let cache = cache(Duration::from_secs(60));
+        let id = new_id();
+        let (read_tx, read_rx) = oneshot::channel::<()>();
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+
+        // The fill reads the old state, then stalls while the write lands.
+        let fill = cache.refresh_with(id, || async move {
+            let _ = read_tx.send(());
+            let _ = release_rx.await;
+            Ok(Some(snapshot(id)))
+        });
+        let write = async {
+            let _ = read_rx.await;
+            cache.invalidate(&[id]).await;
+            let _ = release_tx.send(());
+        };
+        let (_, ()) = tokio::join!(fill, write);
+
+        // After the write, neither a fresh nor a stale use of that fill is allowed.
+        assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
+        assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn a_fill_started_after_an_invalidation_is_served() {
+        let cache = cache(Duration::from_secs(60));
+        let id = new_id();
+        cache.invalidate(&[id]).await;
+
+        let filled = cache.refresh_with(id, || async { Ok(Some(snapshot(id))) });
+        assert!(matches!(filled.await, Lookup::Found(_)));
+        assert!(matches!(cache.trigger(id).await, Lookup::Found(_)));
+    }
+
+    #[tokio::test]
+    async fn dropping_everything_outdates_fills_in_flight_too() {
+        let cache = cache(Duration::from_secs(60));
+        let id = new_id();
+        let (read_tx, read_rx) = oneshot::channel::<()>();
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let fill = cache.refresh_with(id, || async move {
+            let _ = read_tx.send(());
+            let _ = release_rx.await;
+            Ok(Some(snapshot(id)))
+        });
+        let reconnect = async {
+            let _ = read_rx.await;
+            cache.invalidate_all();
+            let _ = release_tx.send(());
+        };
+        let (_, ()) = tokio::join!(fill, reconnect);
+
+        assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn a_stale_copy_is_served_while_the_store_is_down_but_not_once_invalidated() {
+        let cache = cache(Duration::from_secs(120));
+        let id = new_id();
+        let filled = cache.refresh_with(id, || async { Ok(Some(snapshot(id))) });
+        assert!(matches!(filled.await, Lookup::Found(_)));
+
+        // Past its TTL, with the store down, the copy is still served.
+        let mut entry = cache.entries.get(&id).await.expect("cached");
+        let aged = Instant::now().checked_sub(cache.ttl + Duration::from_secs(1));
+        entry.filled_at = aged.expect("the clock has run that long");
+        cache.entries.insert(id, entry).await;
+        let down = || async { Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)) };
+        assert!(matches!(
+            cache.refresh_with(id, down).await,
+            Lookup::Found(_)
+        ));
+        assert!(matches!(cache.trigger(id).await, Lookup::Found(_)));
+
+        // An invalidation during the outage ends that: revoked state is never served.
+        cache.invalidate(&[id]).await;
+        assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn lookups_waiting_on_a_failing_read_do_not_each_retry_the_store() {
+        let cache = Arc::new(cache(Duration::from_secs(60)));
+        let id = new_id();
+        let reads = Arc::new(AtomicUsize::new(0));
+
+        let mut lookups = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (cache, reads) = (cache.clone(), reads.clone());
+            lookups.spawn(async move {
+                let read = || async move {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+                };
+                cache.refresh_with(id, read).await
+            });
+        }
+        let answers = lookups.join_all().await;
+
+        assert!(answers.iter().all(|a| matches!(a, Lookup::Unavailable)));
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1,
+            "one read, the others answered at once"
+        );
+    }
 }

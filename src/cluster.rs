@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use redis::RedisResult;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -17,6 +18,10 @@ use crate::cache::TriggerCache;
 use crate::config::RedisSettings;
 use crate::model::TriggerId;
 use crate::telemetry::Metrics;
+
+/// The subscriber's first wait after losing Redis, and the most it ever waits.
+const RESUBSCRIBE_FIRST_DELAY: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_millis(500);
 
 #[derive(Serialize, Deserialize)]
 struct Invalidation {
@@ -92,17 +97,27 @@ impl Cluster {
         let Ok(payload) = serde_json::to_string(&message) else {
             return;
         };
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(payload)
-            .query_async(&mut connection)
-            .await;
+        // After an outage the connection manager fails the first command with the old
+        // error while it reconnects; one more try goes out on the new link instead of
+        // losing the invalidation.
+        let mut sent = self.send(&mut connection, &payload).await;
+        if sent.is_err() {
+            sent = self.send(&mut connection, &payload).await;
+        }
         match sent {
             Ok(_) => {
                 self.metrics.invalidations_sent.inc();
             }
             Err(e) => tracing::warn!(error.kind = ?e.kind(), "cannot publish invalidation"),
         }
+    }
+
+    async fn send(&self, connection: &mut ConnectionManager, payload: &str) -> RedisResult<i64> {
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(payload)
+            .query_async(connection)
+            .await
     }
 
     /// Subscribes until shutdown, re-subscribing after any loss. Each (re)subscription
@@ -115,34 +130,41 @@ impl Cluster {
         let Some(client) = self.client.clone() else {
             return;
         };
-        let mut delay = Duration::from_millis(100);
+        let mut delay = RESUBSCRIBE_FIRST_DELAY;
         loop {
-            tokio::select! {
-                _ = self.subscribe_once(&client, &cache) => {}
+            let subscribed = tokio::select! {
+                subscribed = self.subscribe_once(&client, &cache) => subscribed,
                 _ = shutdown_rx.changed() => return,
-            }
+            };
             self.subscribed.store(false, Ordering::Release);
+
+            // A fresh loss retries at once; a Redis that stays away is retried at most
+            // every half second, so a returning one is rejoined within the 1 s promise.
+            if subscribed {
+                delay = RESUBSCRIBE_FIRST_DELAY;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown_rx.changed() => return,
             }
-            delay = (delay * 2).min(Duration::from_secs(2));
+            delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
         }
     }
 
-    async fn subscribe_once(&self, client: &redis::Client, cache: &TriggerCache) {
+    /// One subscription, held until the link breaks; true when it was established.
+    async fn subscribe_once(&self, client: &redis::Client, cache: &TriggerCache) -> bool {
         let connecting = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub());
         let mut pubsub = match connecting.await {
             Ok(Ok(pubsub)) => pubsub,
             Ok(Err(e)) => {
                 tracing::debug!(error.kind = ?e.kind(), "redis subscriber cannot connect");
-                return;
+                return false;
             }
-            Err(_) => return,
+            Err(_) => return false,
         };
         if let Err(e) = pubsub.subscribe(&self.channel).await {
             tracing::warn!(error.kind = ?e.kind(), "redis subscribe failed");
-            return;
+            return false;
         }
 
         cache.invalidate_all();
@@ -162,5 +184,6 @@ impl Cluster {
             }
         }
         tracing::warn!("lost the redis subscription; reconnecting");
+        true
     }
 }

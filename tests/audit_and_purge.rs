@@ -803,8 +803,14 @@ async fn scheduling_twice_at_once_succeeds_once() {
 /// setting is now refused at start, naming the key.
 #[test]
 fn a_huge_deleted_after_days_is_refused_at_start() {
-    let env = [("HOOKGATE_PURGE_DELETED_AFTER_DAYS".to_string(), "4294967295".to_string())];
+    let env = [(
+        "HOOKGATE_PURGE_DELETED_AFTER_DAYS".to_string(),
+        "4294967295".to_string(),
+    )];
     let error = hookgate::config::Settings::from_toml("", &env.into_iter().collect())
         .expect_err("out of range");
-    assert!(error.to_string().contains("purge.deleted_after_days"), "{error}");
+    assert!(
+        error.to_string().contains("purge.deleted_after_days"),
+        "{error}"
+    );
 }

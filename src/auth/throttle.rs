@@ -14,6 +14,13 @@ use redis::aio::ConnectionManager;
 use crate::config::AuthSettings;
 use crate::model::TriggerId;
 
+/// Counts a failure and starts the key's window in one step: a pipelined INCR and
+/// EXPIRE could leave a counter without expiry (and so a lockout without end) if the
+/// link broke between them, and `EXPIRE ... NX` needs Redis 7.
+const COUNT_FAILURE: &str = "local n = redis.call('INCR', KEYS[1]) \
+    if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end \
+    return n";
+
 pub struct Throttle {
     namespace: String,
     redis: Option<ConnectionManager>,
@@ -59,15 +66,11 @@ impl Throttle {
     /// Counts one failure.
     pub async fn record_failure(&self, client: IpAddr, trigger: TriggerId) {
         if let Some(mut redis) = self.redis.clone() {
-            let counted: redis::RedisResult<()> = redis::pipe()
-                .cmd("INCR")
-                .arg(self.redis_key(client, trigger))
-                .ignore()
-                .cmd("EXPIRE")
+            let counted: redis::RedisResult<i64> = redis::cmd("EVAL")
+                .arg(COUNT_FAILURE)
+                .arg(1)
                 .arg(self.redis_key(client, trigger))
                 .arg(self.window.as_secs().max(1))
-                .arg("NX")
-                .ignore()
                 .query_async(&mut redis)
                 .await;
             if counted.is_ok() {
