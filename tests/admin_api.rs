@@ -1291,7 +1291,8 @@ async fn responses_carry_no_secret_and_omit_fields_that_do_not_apply() {
     );
     assert_eq!(trigger["upstream_url"], Value::Null);
     assert_eq!(trigger["enabled"], true);
-    assert_eq!(trigger["auth_required"], false);
+    // Attaching a method made the trigger require auth (it never reopens by itself).
+    assert_eq!(trigger["auth_required"], true);
 
     // No response after the create shows a secret or a hash.
     let mut texts = vec![

@@ -254,3 +254,54 @@ async fn health_endpoints_answer_on_both_ports() {
         assert_eq!(reply.json()["checks"]["migrations"], "ok");
     }
 }
+
+#[tokio::test]
+async fn revoking_the_last_method_never_opens_the_trigger() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+    let (_, b) = gw
+        .admin("GET", &format!("/v1/triggers/{}", f.trigger_b), None)
+        .await;
+    assert_eq!(
+        b["auth_required"], true,
+        "attaching a method made B require auth"
+    );
+    let b_method = b["auth_method_ids"][0].as_str().unwrap().to_string();
+
+    let (status, _) = gw
+        .admin(
+            "POST",
+            &format!("/v1/auth-methods/{b_method}/schedule-deletion"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let path = format!("/i/{}", f.trigger_b);
+    let reply = gw
+        .send("POST", &path, &[("x-api-key", &f.b_api_key)], "x")
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "no active method: 401, not open"
+    );
+    assert_eq!(
+        gw.send("POST", &path, &[], "x").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(gw.upstream.records().is_empty());
+
+    // Only an explicit change opens it.
+    let (status, _) = gw
+        .admin(
+            "PUT",
+            &format!("/v1/triggers/{}", f.trigger_b),
+            Some(json!({"project_id": f.project, "auth_required": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        gw.send("POST", &path, &[], "x").await.status,
+        StatusCode::OK
+    );
+}

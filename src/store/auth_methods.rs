@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use super::audit::{self, AUTH_METHOD};
+use super::triggers::require_auth;
 use super::{Store, StoreError, Written};
 use crate::model::{Actor, AuthMethod, AuthMethodId, AuthType, ProjectId, Trigger, TriggerId};
 use crate::secret::Digest32;
@@ -142,6 +143,7 @@ async fn attach(
     .bind(project.0)
     .execute(&mut *conn)
     .await?;
+    require_auth(conn, trigger, actor).await?;
     audit::record(
         conn,
         AUTH_METHOD,

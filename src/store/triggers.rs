@@ -277,3 +277,34 @@ pub(super) async fn active_method_ids(
     .await?;
     Ok(ids.into_iter().map(AuthMethodId).collect())
 }
+
+/// Attaching a method makes its trigger require auth from then on, so that detaching
+/// or revoking the last method never opens the trigger; only an explicit
+/// `auth_required: false` does. Records the change as a trigger `updated` event.
+pub(super) async fn require_auth(
+    conn: &mut PgConnection,
+    trigger: TriggerId,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let changed: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE triggers SET auth_required = true, updated_at = now()
+          WHERE id = $1 AND NOT auth_required
+         RETURNING id",
+    )
+    .bind(trigger.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if changed.is_none() {
+        return Ok(());
+    }
+    audit::record(
+        conn,
+        TRIGGER,
+        trigger.0,
+        "updated",
+        Some(actor),
+        json!({ "auth_required": false }),
+        json!({ "auth_required": true }),
+    )
+    .await
+}
