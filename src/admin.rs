@@ -88,8 +88,52 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .nest("/v1", v1)
         .fallback(|| async { AdminError::NotFound })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            log_admin_request,
+        ))
         .with_state(state)
 }
+
+/// One log line and one metric sample per admin request, naming the actor when the
+/// token was valid; refused tokens are logged at warn.
+async fn log_admin_request(State(state): AppState, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+
+    let status = response.status();
+    let actor = response.extensions().get::<Actor>().map(|a| a.name.clone());
+    state
+        .metrics
+        .admin_request(method.as_str(), status.as_u16());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status == StatusCode::UNAUTHORIZED {
+        tracing::warn!(
+            target: ADMIN_LOG,
+            latency_ms,
+            http.method = %method,
+            http.path = %path,
+            http.status = status.as_u16(),
+            "admin request refused: bad token"
+        );
+    } else if !matches!(path.as_str(), "/metrics" | "/healthz" | "/readyz") {
+        tracing::info!(
+            target: ADMIN_LOG,
+            latency_ms,
+            actor = actor.as_deref().unwrap_or("-"),
+            http.method = %method,
+            http.path = %path,
+            http.status = status.as_u16(),
+            "admin request"
+        );
+    }
+    response
+}
+
+/// The tracing target of admin request lines.
+pub const ADMIN_LOG: &str = "hookgate::admin";
 
 /// Resolves the bearer token to its actor, comparing digests in constant time.
 async fn require_token(State(state): AppState, mut request: Request, next: Next) -> Response {
@@ -115,8 +159,10 @@ async fn require_token(State(state): AppState, mut request: Request, next: Next)
     }
     match actor {
         Some(actor) => {
-            request.extensions_mut().insert(actor);
-            next.run(request).await
+            request.extensions_mut().insert(actor.clone());
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(actor);
+            response
         }
         None => AdminError::Unauthorized.into_response(),
     }
@@ -505,9 +551,10 @@ async fn audit_events(
     // An empty cursor or type filter (`before=`) is the same as none.
     params.retain(|name, value| !(value.is_empty() && (name == "before" || name == "item_type")));
     let mut fields = body::QueryFields::default();
+    fields.only(&params, &["item_id", "item_type", "limit", "before"]);
     let query = AuditQuery {
         item_id: fields.uuid(&params, "item_id"),
-        item_type: fields.text(&params, "item_type"),
+        item_type: fields.one_of(&params, "item_type", &["webhook_auth_method", "trigger"]),
         limit: fields.integer(&params, "limit", 1, 500).unwrap_or(50),
         before: fields.integer(&params, "before", 1, i64::MAX),
     };

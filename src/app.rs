@@ -51,6 +51,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
             .migrate()
             .await
             .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+        tracing::info!("database migrations are current");
     }
 
     let cluster = Arc::new(Cluster::new(&settings.redis, metrics.clone())?);

@@ -179,7 +179,9 @@ impl Settings {
     /// Reads `path` (which may be absent only when it is the default path), applies
     /// the environment, and validates the result.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
         let explicit = path
             .map(Path::to_path_buf)
             .or_else(|| env.get("HOOKGATE_CONFIG").map(PathBuf::from));
@@ -206,7 +208,8 @@ impl Settings {
     pub fn from_toml(text: &str, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::one(format!("config file: {e}")))?;
-        apply_env(&mut table, env)?;
+        let from_env = apply_env(&mut table, env)?;
+        check_each_key(&table, &from_env)?;
 
         let raw: RawSettings = RawSettings::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::one(describe_toml_error(&e)))?;
@@ -220,14 +223,59 @@ fn describe_toml_error(error: &toml::de::Error) -> String {
     error.message().to_string()
 }
 
-/// Moves `HOOKGATE_<SECTION>_<KEY>`, `DATABASE_URL` and `REDIS_URL` into the table.
-fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    let mut overrides: Vec<(String, String, &String)> = Vec::new();
+/// Reads every key on its own, so that one run names every unknown key and every value
+/// of the wrong type, with the environment variable it came from.
+fn check_each_key(
+    table: &toml::Table,
+    from_env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    for (section, keys) in table {
+        let Some(keys) = keys.as_table() else {
+            problems.push(format!("{section}: must be a [{section}] table"));
+            continue;
+        };
+        if !SECTIONS.contains(&section.as_str()) {
+            problems.push(format!(
+                "[{section}]: unknown section (known: {})",
+                SECTIONS.join(", ")
+            ));
+            continue;
+        }
+        for (key, value) in keys {
+            let mut single = toml::Table::new();
+            single.insert(key.clone(), value.clone());
+            let mut wrapper = toml::Table::new();
+            wrapper.insert(section.clone(), toml::Value::Table(single));
+            if let Err(error) = RawSettings::deserialize(toml::Value::Table(wrapper)) {
+                let name = format!("{section}.{key}");
+                let source = from_env
+                    .get(&name)
+                    .map(|var| format!(" (set by {var})"))
+                    .unwrap_or_default();
+                problems.push(format!("{name}: {}{source}", describe_toml_error(&error)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// Moves `HOOKGATE_<SECTION>_<KEY>`, `DATABASE_URL` and `REDIS_URL` into the table;
+/// returns which `section.key` came from which variable.
+fn apply_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut overrides: Vec<(String, String, &String, String)> = Vec::new();
     if let Some(url) = env.get("DATABASE_URL") {
-        overrides.push(("database".into(), "url".into(), url));
+        overrides.push(("database".into(), "url".into(), url, "DATABASE_URL".into()));
     }
     if let Some(url) = env.get("REDIS_URL") {
-        overrides.push(("redis".into(), "url".into(), url));
+        overrides.push(("redis".into(), "url".into(), url, "REDIS_URL".into()));
     }
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("HOOKGATE_") else {
@@ -244,10 +292,12 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
         if *section == "admin" && key == "token" {
             continue; // HOOKGATE_ADMIN_TOKEN is the bootstrap token, not a key.
         }
-        overrides.push((section.to_string(), key.to_string(), value));
+        overrides.push((section.to_string(), key.to_string(), value, name.clone()));
     }
 
-    for (section, key, value) in overrides {
+    let mut sources = BTreeMap::new();
+    for (section, key, value, variable) in overrides {
+        sources.insert(format!("{section}.{key}"), variable);
         let entry = table
             .entry(section.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -256,7 +306,7 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
         };
         section_table.insert(key, env_value(value));
     }
-    Ok(())
+    Ok(sources)
 }
 
 /// An environment value is TOML when it parses as a number, boolean or array, else text.
@@ -576,9 +626,10 @@ impl RawSettings {
             level: self.log.level,
         };
         p.check(
-            tracing_subscriber::EnvFilter::try_new(&log.level).is_ok(),
+            is_log_filter(&log.level),
             "log.level",
-            "is not a valid level or filter (e.g. info, debug, hookgate=debug)",
+            "must be a level (trace, debug, info, warn, error, off) or target=level pairs \
+             separated by commas (e.g. info,hookgate::access=warn)",
         );
         let shutdown = ShutdownSettings {
             grace: Duration::from_millis(self.shutdown.grace_ms),
@@ -645,6 +696,20 @@ fn validate_public(raw: RawPublic, p: &mut Problems) -> PublicSettings {
         realm: raw.realm,
         trusted_proxies,
     }
+}
+
+/// A level, or comma-separated `level` / `target=level` directives. A bare word that
+/// is not a level (a typo like `infoo`) would silently log nothing, so it is refused.
+fn is_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |text: &str| LEVELS.contains(&text.trim().to_ascii_lowercase().as_str());
+    let directives_ok = filter
+        .split(',')
+        .all(|directive| match directive.split_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(directive),
+        });
+    directives_ok && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
 }
 
 fn parse_net(entry: &str) -> Option<IpNet> {
@@ -846,6 +911,36 @@ mod tests {
             err.problems.iter().any(|p| p.starts_with("upstream.url")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_keys_are_all_named_in_one_run() {
+        let file = "[public]\nmax_body_bytes = \"10MB\"\nlisten_addr = 1\n[auth]\nmax_failures = \"ten\"\n";
+        let vars = env(&[("HOOKGATE_PUBLIC_DISCLOSURE", "hidden")]);
+        let err = Settings::from_toml(file, &vars).expect_err("invalid");
+        let text = err.to_string();
+        for key in [
+            "public.max_body_bytes",
+            "public.listen_addr",
+            "auth.max_failures",
+        ] {
+            assert!(text.contains(key), "{key} missing from: {text}");
+        }
+        assert!(text.contains("public.disclosure") && text.contains("HOOKGATE_PUBLIC_DISCLOSURE"));
+    }
+
+    #[test]
+    fn a_log_level_typo_is_refused() {
+        assert!(Settings::from_toml("[log]\nlevel = \"infoo\"\n", &env(&[])).is_err());
+        for good in [
+            "info",
+            "DEBUG",
+            "info,hookgate::access=warn",
+            "hookgate=debug",
+        ] {
+            let file = format!("[log]\nlevel = \"{good}\"\n");
+            assert!(Settings::from_toml(&file, &env(&[])).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -32,8 +32,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Mint a new admin token: prints the token once, and the [[admin.tokens]] entry
-    /// (its SHA-256 digest only) to paste into the configuration.
+    /// Mint a new admin token: prints the token once on stderr, and on stdout the
+    /// [[admin.tokens]] entry (its SHA-256 digest only) to append to the configuration.
     AdminToken {
         /// The actor name recorded in audit events.
         #[arg(long, default_value = "operator")]
@@ -106,8 +106,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 fn print_admin_token(name: &str, actor_id: Uuid) {
     let token = generate_admin_token();
     let digest = TokenDigest::of(token.expose().as_bytes());
-    println!("# The token, shown once; send it as `Authorization: Bearer <token>`:");
-    println!("# {}", token.expose());
+    // The token goes to stderr, the entry to stdout: `hookgate admin-token >> file`
+    // appends the entry and never writes the secret into the configuration.
+    eprintln!("Admin token (shown once; send it as `Authorization: Bearer <token>`):");
+    eprintln!("{}", token.expose());
     println!("[[admin.tokens]]");
     println!("name = {name:?}");
     println!("actor_id = \"{actor_id}\"");

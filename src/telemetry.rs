@@ -39,6 +39,12 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdminLabels {
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -53,6 +59,7 @@ struct CacheLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    admin_requests: Family<AdminLabels, Counter>,
     auth_outcomes: Family<ReasonLabels, Counter>,
     cache_lookups: Family<CacheLabels, Counter>,
     pub argon2_verifications: Counter,
@@ -80,6 +87,7 @@ impl Metrics {
         let mut metrics = Self {
             registry: Registry::with_prefix("hookgate"),
             requests: Family::default(),
+            admin_requests: Family::default(),
             auth_outcomes: Family::default(),
             cache_lookups: Family::default(),
             argon2_verifications: Counter::default(),
@@ -104,6 +112,11 @@ impl Metrics {
             "requests",
             "Webhook requests by outcome and status",
             self.requests.clone(),
+        );
+        r.register(
+            "admin_requests",
+            "Admin API requests by method and status",
+            self.admin_requests.clone(),
         );
         r.register(
             "auth_outcomes",
@@ -175,6 +188,17 @@ impl Metrics {
     pub fn request(&self, outcome: &'static str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels { outcome, status })
+            .inc();
+    }
+
+    /// Counts one admin request; the method is one of a fixed few, so labels stay bounded.
+    pub fn admin_request(&self, method: &str, status: u16) {
+        let method = match method {
+            "GET" | "PUT" | "POST" | "PATCH" | "DELETE" => method.to_string(),
+            _ => "other".to_string(),
+        };
+        self.admin_requests
+            .get_or_create(&AdminLabels { method, status })
             .inc();
     }
 

@@ -503,14 +503,16 @@ async fn audit_events_are_newest_first_and_one_transactions_events_keep_write_or
     gw.put_trigger(&t2, &project).await;
     written.push((t2.clone(), "created"));
 
-    // One transaction: created, then added_to_trigger.
+    // One transaction: created, the trigger made to require auth, added_to_trigger.
     let m = id_of(&create_api(&gw, &project, "m", Some(&t1)).await);
     written.push((m.clone(), "created"));
+    written.push((t1.clone(), "updated"));
     written.push((m.clone(), "added_to_trigger"));
 
     let path = format!("/v1/triggers/{t2}/auth-methods");
     gw.admin("PUT", &path, Some(json!({"auth_method_ids": [m]})))
         .await;
+    written.push((t2.clone(), "updated"));
     written.push((m.clone(), "added_to_trigger"));
 
     // One transaction: detached from each trigger (in trigger id order), then deleted.
@@ -558,7 +560,8 @@ async fn audit_events_page_through_the_next_cursor() {
         create_api(&gw, &project, &format!("m{i:02}"), Some(&trigger)).await;
     }
     let everything = all_events(&gw).await;
-    assert_eq!(everything.len(), 61);
+    // The trigger's creation, its one auth_required update, two events per method.
+    assert_eq!(everything.len(), 62);
 
     // The default page is 50 events.
     let (first, next) = audit_page(gw.admin, "").await;
@@ -584,8 +587,8 @@ async fn audit_events_page_through_the_next_cursor() {
     assert_eq!(paged, everything);
 
     // An exact fit ends with a null cursor, not an empty page.
-    let (page, next) = audit_page(gw.admin, "limit=61").await;
-    assert_eq!((page.len(), next), (61, Value::Null));
+    let (page, next) = audit_page(gw.admin, "limit=62").await;
+    assert_eq!((page.len(), next), (62, Value::Null));
 }
 
 #[tokio::test]
@@ -594,11 +597,12 @@ async fn audit_events_filter_by_item_id_and_item_type() {
     let f = gw.fixture().await;
     let everything = all_events(&gw).await;
 
+    // Each trigger: created, then made to require auth by its first method.
     let (triggers, _) = audit_page(gw.admin, "item_type=trigger&limit=500").await;
-    assert_eq!(triggers.len(), 2);
+    assert_eq!(triggers.len(), 4);
     assert!(triggers.iter().all(|e| e["item_type"] == "trigger"));
     let (methods, _) = audit_page(gw.admin, "item_type=webhook_auth_method&limit=500").await;
-    assert_eq!(methods.len(), everything.len() - 2);
+    assert_eq!(methods.len(), everything.len() - 4);
     assert!(
         methods
             .iter()
@@ -616,12 +620,11 @@ async fn audit_events_filter_by_item_id_and_item_type() {
 
     // Both filters together, one page at a time.
     let query = format!("item_id={}&item_type=trigger", f.trigger_a);
-    let (page, next) = audit_page(gw.admin, &format!("{query}&limit=1")).await;
-    assert_eq!(event_names(&page), ["created"]);
+    let (page, next) = audit_page(gw.admin, &format!("{query}&limit=2")).await;
+    assert_eq!(event_names(&page), ["updated", "created"]);
     assert_eq!(next, Value::Null);
     let query = format!("item_id={}&item_type=trigger", f.basic_method);
     assert!(audit_page(gw.admin, &query).await.0.is_empty());
-    assert!(audit_page(gw.admin, "item_type=nothing").await.0.is_empty());
     let query = format!("item_id={}", new_id());
     assert!(audit_page(gw.admin, &query).await.0.is_empty());
 }
@@ -641,6 +644,8 @@ async fn the_audit_query_rejects_bad_parameters() {
         ("before=0", "before"),
         ("before=abc", "before"),
         ("before=99999999999999999999", "before"),
+        ("item_type=nothing", "item_type"),
+        ("actor=alice", "actor"),
     ] {
         let path = format!("/v1/audit-events?{query}");
         let (status, reply) = gw.admin("GET", &path, None).await;

@@ -275,17 +275,30 @@ impl QueryFields {
         parsed
     }
 
-    /// A text parameter; NUL cannot reach a Postgres text comparison.
-    pub fn text(&mut self, params: &HashMap<String, String>, name: &str) -> Option<String> {
+    /// Parameters outside `known` are "not allowed", as unknown body fields are.
+    pub fn only(&mut self, params: &HashMap<String, String>, known: &[&str]) {
+        for name in params.keys().filter(|name| !known.contains(&name.as_str())) {
+            self.push(name, "is not allowed".into());
+        }
+    }
+
+    /// A parameter that must be one of `allowed`.
+    pub fn one_of(
+        &mut self,
+        params: &HashMap<String, String>,
+        name: &str,
+        allowed: &[&str],
+    ) -> Option<String> {
         let text = params.get(name)?;
-        if text.contains('\0') {
-            self.errors
-                .entry(name.into())
-                .or_default()
-                .push("must not contain NUL characters".into());
+        if !allowed.contains(&text.as_str()) {
+            self.push(name, format!("must be one of: {}", allowed.join(", ")));
             return None;
         }
         Some(text.clone())
+    }
+
+    fn push(&mut self, name: &str, message: String) {
+        self.errors.entry(name.into()).or_default().push(message);
     }
 
     pub fn integer(
