@@ -533,8 +533,13 @@ async fn verify_basic(
 async fn purge(
     State(state): AppState,
     extensions: axum::http::Extensions,
+    RawBody(body): RawBody,
 ) -> Result<Response, AdminError> {
     let actor = actor(&extensions)?;
+    if !body.is_empty() {
+        // Purge takes no fields; `{}` is fine, anything else is named.
+        Fields::parse(&body, &[])?.finish()?;
+    }
     let written = state.store.purge_due(Some(&actor), true).await?;
     let counts = match written {
         Some(written) => state.invalidate(written).await,

@@ -290,13 +290,17 @@ impl TriggerCache {
         self.entries.invalidate_all();
     }
 
-    /// Age of the oldest usable entry, for `/readyz`.
-    pub fn oldest_entry_age(&self) -> Option<Duration> {
-        self.entries
+    /// The number of usable entries and the age of the oldest, for `/readyz`; one pass,
+    /// so the two always agree.
+    pub fn usable_entries(&self) -> (u64, Option<Duration>) {
+        let usable = self
+            .entries
             .iter()
-            .filter(|(id, entry)| entry.generation == self.generation(**id))
-            .map(|(_, entry)| entry.filled_at.elapsed())
-            .max()
+            .filter(|(id, entry)| entry.generation == self.generation(**id));
+        usable.fold((0, None), |(count, oldest), (_, entry)| {
+            let age = entry.filled_at.elapsed();
+            (count + 1, Some(oldest.map_or(age, |o: Duration| o.max(age))))
+        })
     }
 
     pub fn entry_count(&self) -> u64 {

@@ -59,6 +59,7 @@ impl Health {
             "degraded"
         };
 
+        let (entries, oldest) = self.cache.usable_entries();
         let body = json!({
             "status": if ready { "ready" } else { "not_ready" },
             "checks": {
@@ -68,8 +69,8 @@ impl Health {
                 "redis": redis,
             },
             "cache": {
-                "entries": self.cache.entry_count(),
-                "oldest_entry_age_s": self.cache.oldest_entry_age().map(|age| age.as_secs_f64()),
+                "entries": entries,
+                "oldest_entry_age_s": oldest.map(|age| age.as_secs_f64()),
             },
         });
         let status = if ready {

@@ -66,6 +66,9 @@ fn classify(error: sqlx::Error) -> StoreError {
             Some("webhook_auth_methods_name_key") => {
                 StoreError::invalid("name", "has already been taken")
             }
+            Some("webhook_auth_methods_username_key") => {
+                StoreError::invalid("username", "has already been taken")
+            }
             Some("webhook_auth_methods_api_key_key") => {
                 StoreError::invalid("api_key", "has already been taken")
             }

@@ -786,14 +786,15 @@ async fn basic_methods_need_a_username_and_a_password_of_8_to_72_characters() {
         .iter()
         .enumerate()
     {
+        let username = format!("u{i}");
         let body = json!({"name": format!("b{i}"), "auth_type": "basic",
-                          "username": "u", "password": password});
+                          "username": username, "password": password});
         let (status, reply) = create(&gw, &project, body).await;
         assert_eq!(status, StatusCode::CREATED, "{reply}");
         let (status, _) = verify(
             &gw,
             &project,
-            json!({"username": "u", "password": password}),
+            json!({"username": username, "password": password}),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -1459,4 +1460,58 @@ async fn a_username_with_a_colon_is_invalid() {
         .send("POST", &format!("/i/{trigger}"), &headers, "x")
         .await;
     assert_eq!(reply.status, StatusCode::OK);
+}
+
+/// A presented username names one password hash: two active Basic methods of a project
+/// may not share a username (a revoked one frees it).
+#[tokio::test]
+async fn basic_usernames_are_unique_among_a_projects_active_methods() {
+    let gw = TestGateway::start().await;
+    let project = uuid::Uuid::new_v4().to_string();
+    let path = format!("/v1/projects/{project}/auth-methods");
+    let first = json!({"name": "one", "auth_type": "basic", "username": "dup",
+        "password": "password-1"});
+    let (status, method) = gw.admin("POST", &path, Some(first)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let second = json!({"name": "two", "auth_type": "basic", "username": "dup",
+        "password": "password-2"});
+    let (status, reply) = gw.admin("POST", &path, Some(second.clone())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(reply["details"]["username"].is_array(), "{reply}");
+
+    let id = method["id"].as_str().unwrap();
+    let (status, _) = gw
+        .admin(
+            "POST",
+            &format!("/v1/auth-methods/{id}/schedule-deletion"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = gw.admin("POST", &path, Some(second)).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+}
+
+#[tokio::test]
+async fn usernames_with_control_characters_and_purge_bodies_with_fields_are_invalid() {
+    let gw = TestGateway::start().await;
+    let project = uuid::Uuid::new_v4().to_string();
+    let body = json!({"name": "crlf", "auth_type": "basic", "username": "a\r\nb",
+        "password": "password-1"});
+    let (status, reply) = gw
+        .admin(
+            "POST",
+            &format!("/v1/projects/{project}/auth-methods"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(reply["details"]["username"].is_array());
+
+    let (status, reply) = gw.admin("POST", "/v1/purge", Some(json!({"x": 1}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(reply["details"]["x"].is_array());
+    let (status, _) = gw.admin("POST", "/v1/purge", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
 }

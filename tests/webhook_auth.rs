@@ -305,3 +305,37 @@ async fn revoking_the_last_method_never_opens_the_trigger() {
         StatusCode::OK
     );
 }
+
+/// An `auth_required: false` set while methods were attached does not open the trigger
+/// later, when its last method is revoked.
+#[tokio::test]
+async fn auth_required_false_with_methods_attached_does_not_open_the_trigger_on_revoke() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+    let (status, _) = gw
+        .admin(
+            "PUT",
+            &format!("/v1/triggers/{}", f.trigger_b),
+            Some(json!({"project_id": f.project, "auth_required": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, b) = gw
+        .admin("GET", &format!("/v1/triggers/{}", f.trigger_b), None)
+        .await;
+    let method = b["auth_method_ids"][0].as_str().unwrap().to_string();
+
+    let (status, _) = gw
+        .admin(
+            "POST",
+            &format!("/v1/auth-methods/{method}/schedule-deletion"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let reply = gw
+        .send("POST", &format!("/i/{}", f.trigger_b), &[], "x")
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(gw.upstream.records().is_empty());
+}

@@ -168,6 +168,10 @@ impl Fields {
             self.error(field, "must not contain `:`");
             return None;
         }
+        if username.chars().any(char::is_control) {
+            self.error(field, "must not contain control characters");
+            return None;
+        }
         Some(username)
     }
 

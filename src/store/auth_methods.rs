@@ -123,6 +123,7 @@ pub(super) async fn detach_everywhere(
             json!({ "trigger_id": null }),
         )
         .await?;
+        require_auth(conn, TriggerId(*trigger), actor).await?;
     }
     Ok(triggers.into_iter().map(TriggerId).collect())
 }
@@ -143,7 +144,7 @@ async fn attach(
     .bind(project.0)
     .execute(&mut *conn)
     .await?;
-    require_auth(conn, trigger, actor).await?;
+    require_auth(conn, trigger, Some(actor)).await?;
     audit::record(
         conn,
         AUTH_METHOD,
@@ -398,6 +399,7 @@ impl Store {
                 json!({ "trigger_id": null }),
             )
             .await?;
+            require_auth(&mut tx, trigger, Some(actor)).await?;
         }
         for added in wanted.iter().filter(|id| !current.contains(id)) {
             attach(

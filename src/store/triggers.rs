@@ -278,13 +278,15 @@ pub(super) async fn active_method_ids(
     Ok(ids.into_iter().map(AuthMethodId).collect())
 }
 
-/// Attaching a method makes its trigger require auth from then on, so that detaching
-/// or revoking the last method never opens the trigger; only an explicit
-/// `auth_required: false` does. Records the change as a trigger `updated` event.
+/// Attaching a method to a trigger, or detaching one from it, makes the trigger require
+/// auth, so that losing its last method never opens it — even when an admin had set
+/// `auth_required: false` while methods were attached. Only an explicit
+/// `auth_required: false` on a trigger without methods opens it. Records the change
+/// as a trigger `updated` event.
 pub(super) async fn require_auth(
     conn: &mut PgConnection,
     trigger: TriggerId,
-    actor: &Actor,
+    actor: Option<&Actor>,
 ) -> Result<(), StoreError> {
     let changed: Option<Uuid> = sqlx::query_scalar(
         "UPDATE triggers SET auth_required = true, updated_at = now()
@@ -302,7 +304,7 @@ pub(super) async fn require_auth(
         TRIGGER,
         trigger.0,
         "updated",
-        Some(actor),
+        actor,
         json!({ "auth_required": false }),
         json!({ "auth_required": true }),
     )
