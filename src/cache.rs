@@ -299,7 +299,10 @@ impl TriggerCache {
             .filter(|(id, entry)| entry.generation == self.generation(**id));
         usable.fold((0, None), |(count, oldest), (_, entry)| {
             let age = entry.filled_at.elapsed();
-            (count + 1, Some(oldest.map_or(age, |o: Duration| o.max(age))))
+            (
+                count + 1,
+                Some(oldest.map_or(age, |o: Duration| o.max(age))),
+            )
         })
     }
 

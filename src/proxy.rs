@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, Version};
+use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -25,7 +26,7 @@ use crate::listener::ConnInfo;
 use crate::model::{AuthMethodId, TriggerId};
 use crate::snapshot::TriggerSnapshot;
 use crate::telemetry::{ACCESS_LOG, Metrics};
-use forward::{ForwardError, Forwarder, LimitedBody};
+use forward::{BodyState, ForwardError, Forwarder, LimitedBody};
 use headers::Forwarding;
 use route::Route;
 
@@ -103,6 +104,8 @@ impl Proxy {
         };
         let result = match (screened, route, trigger_id) {
             (Err(error), _, _) => Err(error),
+            // hookgate never tunnels: a CONNECT is refused before any lookup.
+            (Ok(()), _, _) if method == Method::CONNECT => Err(ProxyError::BadRequest),
             (Ok(()), Route::BadPath, _) => Err(ProxyError::BadRequest),
             (Ok(()), _, Some(trigger_id)) => {
                 self.webhook(
@@ -197,7 +200,7 @@ impl Proxy {
 
         // Step 2: authentication, from the head alone.
         let protected = !snapshot.is_open();
-        if protected && request.method() != Method::OPTIONS {
+        if protected && !is_preflight(&request) {
             match self
                 .auth
                 .authenticate(&snapshot, request.headers(), client)
@@ -233,15 +236,16 @@ impl Proxy {
         let close_delimited =
             request.version() < Version::HTTP_11 && request.method() != Method::HEAD;
         let upstream = self.upstream_request(request, &snapshot, rest, protected, forwarding)?;
-        let (upstream, exceeded) = upstream;
+        let (upstream, body_state) = upstream;
         let response = self
             .forwarder
-            .send(upstream, &exceeded)
+            .send(upstream, &body_state)
             .await
             .map_err(|e| match e {
                 ForwardError::BadGateway => ProxyError::BadGateway,
                 ForwardError::Timeout => ProxyError::GatewayTimeout,
                 ForwardError::TooLarge => ProxyError::PayloadTooLarge,
+                ForwardError::ClientBody => ProxyError::BadRequest,
             })?;
         let response = downstream_response(response);
         if close_delimited && !response.headers().contains_key(CONTENT_LENGTH) {
@@ -280,7 +284,7 @@ impl Proxy {
         rest: &str,
         protected: bool,
         mut forwarding: Forwarding<'_>,
-    ) -> Result<(Request<LimitedBody>, Arc<std::sync::atomic::AtomicBool>), ProxyError> {
+    ) -> Result<(Request<LimitedBody>, Arc<BodyState>), ProxyError> {
         let (mut parts, body) = request.into_parts();
         let target = self
             .forwarder
@@ -309,14 +313,32 @@ impl Proxy {
         }
         headers::prepare_upstream_headers(&mut parts.headers, client_host, &forwarding);
 
-        let (body, exceeded) = LimitedBody::new(body, self.settings.max_body_bytes);
+        let (body, body_state) = LimitedBody::new(body, self.settings.max_body_bytes);
         let mut upstream = Request::new(body);
         *upstream.method_mut() = parts.method;
         *upstream.uri_mut() = target;
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.headers_mut() = parts.headers;
-        Ok((upstream, exceeded))
+        Ok((upstream, body_state))
     }
+}
+
+/// A CORS preflight, which skips authentication (SPEC §2.1): an `OPTIONS` request
+/// without a body.
+///
+/// A browser's preflight never carries a body, so an `OPTIONS` with one is
+/// authenticated like any other method; otherwise the skip would forward an
+/// unauthenticated payload. Without a body means all of: no `content-length` above
+/// zero, no `transfer-encoding`, and a body stream that has already ended (for HTTP/2,
+/// the request stream ended with its headers).
+fn is_preflight(request: &Request<Incoming>) -> bool {
+    let headers = request.headers();
+    let no_declared_body =
+        !headers.contains_key(CONTENT_LENGTH) || declared_length(request) == Some(0);
+    request.method() == Method::OPTIONS
+        && no_declared_body
+        && !headers.contains_key(TRANSFER_ENCODING)
+        && request.body().is_end_stream()
 }
 
 /// Refuses heads that hyper lets through but hookgate cannot pass on faithfully: larger

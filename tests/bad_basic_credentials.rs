@@ -45,8 +45,12 @@ fn assert_hidden(reply: &Reply, what: &str) {
     assert_eq!(reply.headers["content-type"], "application/json", "{what}");
 }
 
-/// Creates another basic method on trigger A; returns its id.
+/// Gives `hook` another password on trigger A: the fixture's `hook` method is revoked
+/// first (a username names one active method per project); returns the new id.
 async fn add_basic(gw: &TestGateway, f: &Fixture, name: &str, user: &str, pass: &str) -> String {
+    let revoke = format!("/v1/auth-methods/{}/schedule-deletion", f.basic_method);
+    let (status, _) = gw.admin("POST", &revoke, None).await;
+    assert_eq!(status, StatusCode::OK);
     let method = gw
         .create_method(
             &f.project,

@@ -870,3 +870,239 @@ impl TestClient {
         body.map(|b| b.to_bytes()).map_err(|e| e.to_string())
     }
 }
+
+/// SPEC §2.1: only a bodiless OPTIONS is a CORS preflight; an OPTIONS carrying a body
+/// (declared, chunked, or an HTTP/2 stream that goes on after its headers) is
+/// authenticated like any other method, and its body reaches no upstream
+#[tokio::test]
+async fn an_options_request_with_a_body_is_authenticated_like_any_other_method() {
+    let gw = TestGateway::start().await;
+    gw.fixture().await;
+
+    let preflight = gw.send("OPTIONS", &path_a(), &[], "").await;
+    assert_eq!(preflight.status, StatusCode::OK, "{}", preflight.text());
+    let forwarded = gw.upstream.records().len();
+
+    let declared = gw.send("OPTIONS", &path_a(), &[], "smuggled").await;
+    assert_eq!(
+        declared.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        declared.text()
+    );
+
+    let chunked = format!(
+        "OPTIONS {} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n\
+         8\r\nsmuggled\r\n0\r\n\r\n",
+        path_a()
+    );
+    let reply = raw_exchange(gw.public, chunked.as_bytes(), BOUND).await;
+    assert_eq!(reply.status(), Some(401), "{reply:?}");
+
+    let stream = TcpStream::connect(gw.public).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let request = http::Request::options(format!("http://{}{}", gw.public, path_a()))
+        .body(Full::new(Bytes::from_static(b"smuggled")))
+        .unwrap();
+    let response = sender.send_request(request).await.expect("h2 response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    assert_eq!(
+        gw.upstream.records().len(),
+        forwarded,
+        "a body was forwarded"
+    );
+}
+
+/// SPEC §2.1: hookgate never tunnels; a CONNECT to a webhook path gets 400 before any
+/// lookup, with or without valid credentials, and nothing is forwarded
+#[tokio::test]
+async fn connect_to_a_webhook_path_gets_400_and_is_never_forwarded() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    for path in [
+        path_a(),
+        format!("/i/{TRIGGER_A}/x"),
+        "/i/unknown".to_string(),
+    ] {
+        let request = format!(
+            "CONNECT {path} HTTP/1.1\r\nhost: x\r\nx-api-key: {}\r\n\r\n",
+            f.api_key
+        );
+        let reply = raw_exchange(gw.public, request.as_bytes(), BOUND).await;
+        assert_eq!(reply.status(), Some(400), "{path}: {reply:?}");
+        assert_eq!(reply.body(), br#"{"error":"Bad request"}"#, "{path}");
+    }
+    assert!(gw.upstream.records().is_empty());
+}
+
+/// C24 (envoy#6435): `;` path parameters, their escapes, NUL and overlong-UTF-8 lead
+/// bytes get 400 however they are spelled, and nothing is forwarded
+#[tokio::test]
+async fn semicolons_nul_and_overlong_utf8_escapes_in_paths_get_400() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    for rest in [
+        "/x;y",
+        "/;/x",
+        "/%3b",
+        "/%3B",
+        &format!("/..%3b/{TRIGGER_B}"),
+        "/a%00",
+        "/%c0%ae%c0%ae",
+        "/%C1%9C",
+    ] {
+        let path = format!("{}{rest}", path_a());
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nx-api-key: {}\r\ncontent-length: 1\r\n\r\nx",
+            f.api_key
+        );
+        let reply = raw_exchange(gw.public, request.as_bytes(), BOUND).await;
+        assert_eq!(reply.status(), Some(400), "{path}: {reply:?}");
+        assert_eq!(reply.body(), br#"{"error":"Bad request"}"#, "{path}");
+    }
+    assert!(gw.upstream.records().is_empty());
+}
+
+/// SPEC §2.3: a client body that breaks its own framing (a bad chunk size, a chunk
+/// longer than it declared) is the client's fault: 400, not 502, and the upstream
+/// request is aborted rather than completed
+#[tokio::test]
+async fn a_malformed_client_body_gets_400_and_the_upstream_request_is_aborted() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    for (what, body) in [
+        ("a bad chunk size", "5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n"),
+        (
+            "a chunk longer than declared",
+            "5\r\nhello, world\r\n0\r\n\r\n",
+        ),
+    ] {
+        let mut request = head_a(&[
+            &format!("x-api-key: {}", f.api_key),
+            "transfer-encoding: chunked",
+        ]);
+        request.push_str(body);
+        let reply = raw_exchange(gw.public, request.as_bytes(), BOUND).await;
+        assert_eq!(reply.status(), Some(400), "{what}: {reply:?}");
+        assert_eq!(reply.body(), br#"{"error":"Bad request"}"#, "{what}");
+    }
+    for got in gw.upstream.records() {
+        assert!(
+            !got.body.ends_with(b"world"),
+            "{:?} was completed",
+            got.body
+        );
+    }
+    assert_eq!(
+        gw.metric("hookgate_requests_total{outcome=\"bad_gateway\"")
+            .await,
+        0.0
+    );
+}
+
+/// C22 (cssivision/reverseproxy#6): client-sent address headers stay behind, so
+/// hookgate's `x-forwarded-for` is the upstream's one source of the client address
+#[tokio::test]
+async fn client_address_headers_never_reach_the_upstream() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    let names = [
+        "forwarded",
+        "x-real-ip",
+        "x-client-ip",
+        "x-original-forwarded-for",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x_real_ip",
+    ];
+    let mut headers = vec![("x-api-key", f.api_key.as_str())];
+    headers.extend(names.iter().map(|name| (*name, "10.6.6.6")));
+    let reply = gw.send("POST", &path_a(), &headers, "x").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let got = gw.upstream.last();
+    for name in names {
+        assert!(
+            !got.headers.contains_key(name),
+            "{name} reached the upstream"
+        );
+    }
+    assert_eq!(got.headers["x-forwarded-for"], "127.0.0.1");
+}
+
+/// C21 (hyper-reverse-proxy#40): a client host that is not a plausible host[:port]
+/// (userinfo, spaces, quotes) is not passed on as `x-forwarded-host`
+#[tokio::test]
+async fn an_implausible_client_host_is_not_passed_on_as_forwarded_host() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    for host in [
+        "user:pw@evil.example",
+        "evil.example \"x\"",
+        "a,b",
+        "evil.example/x",
+    ] {
+        let reply = gw
+            .send(
+                "POST",
+                &path_a(),
+                &[("host", host), ("x-api-key", &f.api_key)],
+                "x",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}: {}", reply.text());
+        let got = gw.upstream.last();
+        assert!(
+            !got.headers.contains_key("x-forwarded-host"),
+            "{host} was passed on as {:?}",
+            got.headers.get("x-forwarded-host")
+        );
+    }
+    let reply = gw
+        .send(
+            "POST",
+            &path_a(),
+            &[("host", "[::1]:8443"), ("x-api-key", &f.api_key)],
+            "x",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(gw.upstream.last().headers["x-forwarded-host"], "[::1]:8443");
+}
+
+/// C13 (traefik#2805): a Basic credential after another scheme in one `authorization`
+/// field still carries a password, so the field stays behind on a protected trigger
+#[tokio::test]
+async fn a_basic_credential_after_another_scheme_never_reaches_the_upstream() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    for value in [
+        format!("Bearer x, {HOOK_BASIC}"),
+        format!("Bearer x,{}", HOOK_BASIC.to_lowercase()),
+    ] {
+        let reply = gw
+            .send(
+                "POST",
+                &path_a(),
+                &[("x-api-key", &f.api_key), ("authorization", &value)],
+                "x",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{value}: {}", reply.text());
+        let got = gw.upstream.last();
+        assert!(
+            !got.headers.contains_key("authorization"),
+            "{value} was forwarded"
+        );
+    }
+}

@@ -86,6 +86,13 @@ pub fn is_basic_scheme(value: &[u8]) -> bool {
     value[..end].eq_ignore_ascii_case(b"basic")
 }
 
+/// True when any comma-separated element of an `authorization` value uses the Basic
+/// scheme (see [`is_basic_scheme`]): `Bearer x, Basic <token>` carries a Basic
+/// credential too, even though it is not one hookgate accepts.
+pub fn carries_basic(value: &[u8]) -> bool {
+    value.split(|b| *b == b',').any(is_basic_scheme)
+}
+
 /// Parses `Basic <token>`: scheme in any case, one or more spaces, a standard-alphabet
 /// base64 token (padding optional), and a `:` separating username from password.
 pub fn parse_basic(value: &[u8]) -> Option<BasicCredential> {
@@ -234,6 +241,21 @@ mod tests {
         );
         headers.append(AUTHORIZATION, "Bearer x".parse().expect("h"));
         assert_eq!(presented(&headers), Presented::Ambiguous);
+    }
+
+    #[test]
+    fn a_basic_element_anywhere_in_the_value_carries_basic() {
+        for value in [
+            "Basic x",
+            "Bearer x, Basic y",
+            "Bearer x,basic",
+            "a, b,\tBASIC\tz",
+        ] {
+            assert!(carries_basic(value.as_bytes()), "{value}");
+        }
+        for value in ["Bearer x", "Bearer x, Basics y", "Digest a=b, c=basic", ""] {
+            assert!(!carries_basic(value.as_bytes()), "{value}");
+        }
     }
 
     #[test]

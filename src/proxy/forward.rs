@@ -28,14 +28,39 @@ pub enum ForwardError {
     Timeout,
     /// The client's body passed the limit while streaming.
     TooLarge,
+    /// The client's body failed while streaming: bad chunked framing, or cut off.
+    ClientBody,
 }
 
 /// The client's body, counted as it streams; past `limit` it fails, which aborts the
 /// upstream request instead of completing it.
+///
+/// A failure is flagged in the shared [`BodyState`], so that [`Forwarder::send`] can tell
+/// the client's fault (413, 400) from the upstream's (502) once the request has failed.
 pub struct LimitedBody {
     inner: Incoming,
     remaining: u64,
-    exceeded: Arc<AtomicBool>,
+    state: Arc<BodyState>,
+}
+
+/// What went wrong with the client's body, if anything, as seen while streaming it.
+#[derive(Debug, Default)]
+pub struct BodyState {
+    exceeded: AtomicBool,
+    client_failed: AtomicBool,
+}
+
+impl BodyState {
+    /// The body passed the limit.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Acquire)
+    }
+
+    /// Reading the client's body failed: malformed chunked framing, or a body cut off
+    /// before its declared end.
+    pub fn client_failed(&self) -> bool {
+        self.client_failed.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,15 +72,15 @@ pub enum BodyError {
 }
 
 impl LimitedBody {
-    pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<AtomicBool>) {
-        let exceeded = Arc::new(AtomicBool::new(false));
+    pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<BodyState>) {
+        let state = Arc::new(BodyState::default());
         (
             Self {
                 inner,
                 remaining: limit,
-                exceeded: exceeded.clone(),
+                state: state.clone(),
             },
-            exceeded,
+            state,
         )
     }
 }
@@ -70,14 +95,17 @@ impl Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                self.state.client_failed.store(true, Ordering::Release);
+                return Poll::Ready(Some(Err(e.into())));
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
         if let Some(data) = frame.data_ref() {
             let len = data.len() as u64;
             if len > self.remaining {
-                self.exceeded.store(true, Ordering::Release);
+                self.state.exceeded.store(true, Ordering::Release);
                 return Poll::Ready(Some(Err(BodyError::TooLarge)));
             }
             self.remaining -= len;
@@ -147,10 +175,20 @@ impl Forwarder {
     }
 
     /// Sends the request and waits for the upstream's response head.
+    ///
+    /// `upstream.response_timeout_ms` bounds this whole call: streaming the client's body
+    /// to the upstream as well as waiting for the response head after it. A client that
+    /// sends its body slowly therefore uses up the same budget, and gets 504 when it runs
+    /// out. Connecting is bounded separately by `upstream.connect_timeout_ms`, but its
+    /// time also counts against this budget.
+    ///
+    /// When the request fails, the body's [`BodyState`] decides whose fault it was: a
+    /// body over the limit is [`ForwardError::TooLarge`], a client body that failed is
+    /// [`ForwardError::ClientBody`], and anything else is the upstream's.
     pub async fn send(
         &self,
         request: Request<LimitedBody>,
-        body_exceeded: &AtomicBool,
+        body: &BodyState,
     ) -> Result<Response<Incoming>, ForwardError> {
         let started = Instant::now();
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
@@ -160,9 +198,8 @@ impl Forwarder {
 
         let response = match sent {
             Err(_) => return Err(ForwardError::Timeout),
-            Ok(Err(_)) if body_exceeded.load(Ordering::Acquire) => {
-                return Err(ForwardError::TooLarge);
-            }
+            Ok(Err(_)) if body.exceeded() => return Err(ForwardError::TooLarge),
+            Ok(Err(_)) if body.client_failed() => return Err(ForwardError::ClientBody),
             Ok(Err(error)) => {
                 tracing::debug!(error = %error, "upstream request failed");
                 return Err(ForwardError::BadGateway);

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-use crate::auth::credential::{X_API_KEY, is_basic_scheme};
+use crate::auth::credential::{X_API_KEY, carries_basic};
 use crate::model::{AuthMethodId, ProjectId, TriggerId};
 
 const HOP_BY_HOP: [&str; 9] = [
@@ -84,8 +84,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes the credentials hookgate consumed: every `x-api-key` (and `x_api_key`, which
-/// CGI-style upstreams read as the same), and `authorization` when it uses the Basic
-/// scheme (other schemes are the upstream's business).
+/// CGI-style upstreams read as the same), and `authorization` when any comma-separated
+/// element of it uses the Basic scheme (other schemes are the upstream's business, but
+/// `Bearer x, Basic <token>` still carries a password an upstream may read).
 pub fn strip_credentials(headers: &mut HeaderMap) {
     let keys: Vec<HeaderName> = headers
         .keys()
@@ -98,7 +99,7 @@ pub fn strip_credentials(headers: &mut HeaderMap) {
     let basic = headers
         .get_all(AUTHORIZATION)
         .iter()
-        .any(|v| is_basic_scheme(v.as_bytes()));
+        .any(|v| carries_basic(v.as_bytes()));
     if basic {
         headers.remove(AUTHORIZATION);
     }
@@ -136,7 +137,7 @@ pub fn prepare_upstream_headers(
 
     set(headers, HOST, &f.upstream_authority);
     headers.remove(X_FORWARDED_HOST);
-    if let Some(host) = client_host {
+    if let Some(host) = client_host.filter(|h| is_plausible_host(h.as_bytes())) {
         headers.insert(X_FORWARDED_HOST, host);
     }
     set(
@@ -161,6 +162,29 @@ const FORWARDING: [&str; 4] = [
     X_REQUEST_ID,
 ];
 
+/// Client headers that claim a client address. `x-forwarded-for`, set by hookgate from
+/// the peer, is the upstream's one source of it; a client's copy of these would let it
+/// pose as any address to an upstream that trusts one of them.
+const ADDRESS_HEADERS: [&str; 6] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "x-original-forwarded-for",
+    "true-client-ip",
+    "cf-connecting-ip",
+];
+
+/// A client host that can go upstream as `x-forwarded-host`: a non-empty host[:port]
+/// of letters, digits, `.`, `-`, `:`, `[` and `]` (IPv6 literals). Anything else (userinfo
+/// `@`, spaces, quotes, commas, slashes) is left out rather than passed on for an
+/// upstream to build links or redirects from.
+fn is_plausible_host(host: &[u8]) -> bool {
+    !host.is_empty()
+        && host
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+}
+
 /// A header name as CGI-style servers read it (PHP, WSGI, Rack: `HTTP_X_API_KEY`), where
 /// `_` and `-` are the same character.
 fn cgi_spelling(name: &HeaderName) -> String {
@@ -169,11 +193,13 @@ fn cgi_spelling(name: &HeaderName) -> String {
 
 /// Client headers an upstream could take for something they are not: any
 /// `x-hookgate-*` spelling (hookgate's identity headers), underscore spellings of the
-/// forwarding headers, and `proxy`, which CGI turns into `HTTP_PROXY` (httpoxy).
+/// forwarding headers, any spelling of the client-address headers, and `proxy`, which
+/// CGI turns into `HTTP_PROXY` (httpoxy).
 fn is_spoofable(name: &HeaderName) -> bool {
     let spelled = cgi_spelling(name);
     spelled.starts_with("x-hookgate-")
         || (name.as_str().contains('_') && FORWARDING.contains(&spelled.as_str()))
+        || ADDRESS_HEADERS.contains(&spelled.as_str())
         || name.as_str() == "proxy"
 }
 
@@ -257,6 +283,33 @@ mod tests {
         let mut basic = headers(&[("authorization", "bAsIc aG9vazpzM2NyZXQtcGFzcw==")]);
         strip_credentials(&mut basic);
         assert!(basic.is_empty());
+
+        let mut later = headers(&[("authorization", "Bearer x, basic aG9vazpzM2NyZXQtcGFzcw==")]);
+        strip_credentials(&mut later);
+        assert!(later.is_empty());
+    }
+
+    #[test]
+    fn only_plausible_hosts_become_forwarded_host() {
+        for host in [
+            "hooks.example.com",
+            "a-b.example:8443",
+            "[::1]:8080",
+            "10.0.0.1",
+        ] {
+            assert!(is_plausible_host(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "",
+            "u:p@evil.example",
+            "a b",
+            "\"x\"",
+            "a/b",
+            "a,b",
+            "evil.example'",
+        ] {
+            assert!(!is_plausible_host(host.as_bytes()), "{host}");
+        }
     }
 
     #[test]
@@ -268,11 +321,24 @@ mod tests {
             "x_forwarded_for",
             "x_request_id",
             "proxy",
+            "forwarded",
+            "x-real-ip",
+            "x_real_ip",
+            "x-client-ip",
+            "true-client-ip",
+            "cf-connecting-ip",
+            "x-original-forwarded-for",
         ] {
             let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
             assert!(is_spoofable(&name), "{name}");
         }
-        for name in ["x-forwarded-for", "x_kept", "x-hookgate", "proxy-status"] {
+        for name in [
+            "x-forwarded-for",
+            "x_kept",
+            "x-hookgate",
+            "proxy-status",
+            "x-real",
+        ] {
             let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
             assert!(!is_spoofable(&name), "{name}");
         }

@@ -14,7 +14,7 @@ pub enum Route<'a> {
     },
     /// A webhook path without a usable trigger id.
     UnknownWebhook,
-    /// A malformed path (dot segments, empty segments, separators other than `/`).
+    /// A malformed path (dot segments, empty segments, separators other than `/`, `;`).
     BadPath,
     NotFound,
 }
@@ -46,26 +46,34 @@ pub fn route(path: &str) -> Route<'_> {
     }
 }
 
-/// No `.`/`..` or empty segments, no `\`, and no percent-encoded `/`, `\` or `.`.
+/// No `.`/`..` or empty segments, no `\` or `;`, and no percent-encoded `/`, `\`, `.`,
+/// `;`, NUL or overlong-UTF-8 lead byte.
 ///
 /// Upstreams differ in what they take for a separator or a dot segment: some read `\`
-/// as `/`, and servlet containers drop `;` path parameters before resolving `..;`. A
-/// rest is clean only when no such reading can climb out of the trigger's path.
+/// as `/`, servlet containers drop `;` path parameters before resolving `..;`, and
+/// lenient decoders turn `%C0%AE` into `.` or stop a path at `%00`. hookgate forwards
+/// none of these, so no such reading can climb out of the trigger's path.
 fn is_clean_rest(rest: &str) -> bool {
-    !rest.contains('\\')
+    !rest.contains(['\\', ';'])
         && rest.split('/').all(|segment| {
-            let name = segment.split(';').next().unwrap_or_default();
-            !segment.is_empty() && name != "." && name != ".." && !has_encoded_separator(segment)
+            !segment.is_empty() && segment != "." && segment != ".." && !has_refused_escape(segment)
         })
 }
 
-fn has_encoded_separator(segment: &str) -> bool {
+/// A percent-escape of `/`, `\`, `.`, `;`, NUL, or `0xC0`/`0xC1`, in any letter case.
+fn has_refused_escape(segment: &str) -> bool {
     let bytes = segment.as_bytes();
     bytes.windows(3).any(|w| {
         w[0] == b'%'
             && matches!(
                 (w[1].to_ascii_uppercase(), w[2].to_ascii_uppercase()),
-                (b'2', b'F') | (b'5', b'C') | (b'2', b'E')
+                (b'2', b'F')
+                    | (b'5', b'C')
+                    | (b'2', b'E')
+                    | (b'3', b'B')
+                    | (b'0', b'0')
+                    | (b'C', b'0')
+                    | (b'C', b'1')
             )
     })
 }
@@ -88,7 +96,8 @@ mod tests {
         assert_eq!(route(&format!("/i/{A}")), webhook(""));
         assert_eq!(route(&format!("/i/{A}/")), webhook("/"));
         assert_eq!(route(&format!("/i/{A}/a/b%20c")), webhook("/a/b%20c"));
-        assert_eq!(route(&format!("/i/{A}/a..b;v=1")), webhook("/a..b;v=1"));
+        assert_eq!(route(&format!("/i/{A}/a..b")), webhook("/a..b"));
+        assert_eq!(route(&format!("/i/{A}/%41%c2%a0")), webhook("/%41%c2%a0"));
         assert_eq!(route(&format!("/i/{}", A.to_uppercase())), webhook(""));
     }
 
@@ -112,6 +121,24 @@ mod tests {
         }
         assert_eq!(route(&format!("//i/{A}")), Route::BadPath);
         assert_eq!(route(&format!("/i/{A}//x")), Route::BadPath);
+    }
+
+    #[test]
+    fn semicolons_nul_and_overlong_utf8_escapes_are_bad_paths() {
+        for rest in [
+            "/x;y",
+            "/;/x",
+            "/a;",
+            "/%3b",
+            "/%3B",
+            "/..%3b/B",
+            "/a%00b",
+            "/%c0%ae%c0%ae/B",
+            "/%C1%9C",
+            "/%c1",
+        ] {
+            assert_eq!(route(&format!("/i/{A}{rest}")), Route::BadPath, "{rest}");
+        }
     }
 
     #[test]
