@@ -142,6 +142,7 @@ pub struct AuditEvent {
 /// Parses an upstream base URL: `http://host[:port][/prefix]`, no query, no user info.
 ///
 /// Only plain HTTP is spoken to upstreams (see the README's known limitations).
+// TODO(hookgate): https upstreams through rustls, once a user needs them.
 pub fn parse_upstream_url(text: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
     if uri.scheme_str() != Some("http") {

@@ -118,6 +118,9 @@ pub struct Forwarding<'a> {
 }
 
 /// Turns the client's headers into the upstream's, in place.
+// TODO(hookgate): rewrite headers in one pass with prebuilt header names and no
+// per-header allocation; the profile shows this as the largest cost after the
+// request future's copies. Remove when `make bench` shows the gain.
 pub fn prepare_upstream_headers(
     headers: &mut HeaderMap,
     client_host: Option<HeaderValue>,
