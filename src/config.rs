@@ -915,7 +915,10 @@ mod tests {
 
     #[test]
     fn wrong_types_and_unknown_keys_are_all_named_in_one_run() {
-        let file = "[public]\nmax_body_bytes = \"10MB\"\nlisten_addr = 1\n[auth]\nmax_failures = \"ten\"\n";
+        let file = concat!(
+            "[public]\nmax_body_bytes = \"10MB\"\nlisten_addr = 1\n",
+            "[auth]\nmax_failures = \"ten\"\n",
+        );
         let vars = env(&[("HOOKGATE_PUBLIC_DISCLOSURE", "hidden")]);
         let err = Settings::from_toml(file, &vars).expect_err("invalid");
         let text = err.to_string();

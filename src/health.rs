@@ -60,11 +60,16 @@ impl Health {
         };
 
         let (entries, oldest) = self.cache.usable_entries();
+        let migrations = match (store_ok, migrations_ok) {
+            (false, _) => "unknown",
+            (true, true) => "ok",
+            (true, false) => "pending",
+        };
         let body = json!({
             "status": if ready { "ready" } else { "not_ready" },
             "checks": {
                 "store": if store_ok { "ok" } else { "unreachable" },
-                "migrations": if !store_ok { "unknown" } else if migrations_ok { "ok" } else { "pending" },
+                "migrations": migrations,
                 "draining": draining,
                 "redis": redis,
             },

@@ -27,7 +27,8 @@ pub async fn reload_on_hangup(reloaders: Vec<Arc<TlsReloader>>) {
             match reloader.reload() {
                 Ok(()) => tracing::info!("TLS certificate reloaded"),
                 Err(error) => {
-                    tracing::error!(error = %error, "TLS reload failed; keeping the old certificate")
+                    let message = "TLS reload failed; keeping the old certificate";
+                    tracing::error!(error = %error, "{message}")
                 }
             }
         }

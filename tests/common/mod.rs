@@ -189,7 +189,13 @@ async fn serve_upstream_connection(
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf).await;
             let _ = stream
-                .write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n")
+                .write_all(
+                    concat!(
+                        "HTTP/1.1 101 Switching Protocols\r\n",
+                        "connection: upgrade\r\nupgrade: h2c\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
                 .await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             return;
