@@ -138,12 +138,11 @@ impl Authenticator {
             return Decision::Deny(DenyReason::NoMethods);
         }
 
-        let (api_key, basic) = match credential::presented(headers) {
+        // An ambiguous request carries no usable credential and fails as a mismatch.
+        let (api_key, basic, failure) = match credential::presented(headers) {
             Presented::Nothing => return Decision::Deny(DenyReason::NoCredentials),
-            Presented::Ambiguous => {
-                return self.fail(snapshot, client, DenyReason::Ambiguous).await;
-            }
-            Presented::Credentials { api_key, basic } => (api_key, basic),
+            Presented::Ambiguous => (None, None, DenyReason::Ambiguous),
+            Presented::Credentials { api_key, basic } => (api_key, basic, DenyReason::Mismatch),
         };
 
         // Cheap matches never meet the throttle: the right secret always passes.
@@ -173,6 +172,7 @@ impl Authenticator {
             }
         }
 
+        // One throttle check for everything that is not a cheap match.
         if self
             .throttle
             .is_throttled(client, snapshot.trigger_id)
@@ -181,28 +181,22 @@ impl Authenticator {
             return Decision::Deny(DenyReason::Throttled);
         }
         let Some(basic) = basic else {
-            return self.fail(snapshot, client, DenyReason::Mismatch).await;
+            return self.fail(snapshot, client, failure).await;
         };
         match self.verify_basic(&candidates, &basic).await {
             Ok(method) => Decision::Allow(method),
             Err(VerifyFailure::Busy) => Decision::Deny(DenyReason::Busy),
-            Err(VerifyFailure::Mismatch) => self.fail(snapshot, client, DenyReason::Mismatch).await,
+            Err(VerifyFailure::Mismatch) => self.fail(snapshot, client, failure).await,
         }
     }
 
+    /// Counts the failure against (client, trigger) and denies.
     async fn fail(
         &self,
         snapshot: &TriggerSnapshot,
         client: IpAddr,
         reason: DenyReason,
     ) -> Decision {
-        if self
-            .throttle
-            .is_throttled(client, snapshot.trigger_id)
-            .await
-        {
-            return Decision::Deny(DenyReason::Throttled);
-        }
         self.throttle
             .record_failure(client, snapshot.trigger_id)
             .await;

@@ -117,10 +117,14 @@ impl TriggerCache {
         }
     }
 
+    /// The generation counter of the shard `id` falls in.
+    fn shard(&self, id: TriggerId) -> &AtomicU64 {
+        let (high, low) = id.0.as_u64_pair();
+        &self.generations[(high ^ low) as usize % GENERATION_SHARDS]
+    }
+
     fn generation(&self, id: TriggerId) -> u64 {
-        let bytes = id.0.as_u64_pair();
-        let shard = (bytes.0 ^ bytes.1) as usize % GENERATION_SHARDS;
-        self.generations[shard].load(Ordering::Acquire) + self.epoch.load(Ordering::Acquire)
+        self.shard(id).load(Ordering::Acquire) + self.epoch.load(Ordering::Acquire)
     }
 
     fn is_fresh(&self, id: TriggerId, entry: &Entry) -> bool {
@@ -277,9 +281,7 @@ impl TriggerCache {
     /// Makes the cached state of these triggers unusable, here and now.
     pub async fn invalidate(&self, ids: &[TriggerId]) {
         for id in ids {
-            let bytes = id.0.as_u64_pair();
-            let shard = (bytes.0 ^ bytes.1) as usize % GENERATION_SHARDS;
-            self.generations[shard].fetch_add(1, Ordering::AcqRel);
+            self.shard(*id).fetch_add(1, Ordering::AcqRel);
             self.entries.invalidate(id).await;
         }
     }

@@ -29,22 +29,6 @@ async fn post_basic(gw: &TestGateway, value: &str) -> Reply {
         .await
 }
 
-/// Asserts the generic hide-mode denial: 404 `Webhook not found`.
-fn assert_hidden(reply: &Reply, what: &str) {
-    assert_eq!(
-        reply.status,
-        StatusCode::NOT_FOUND,
-        "{what}: {}",
-        reply.text()
-    );
-    assert_eq!(
-        reply.json(),
-        json!({"error": "Webhook not found"}),
-        "{what}"
-    );
-    assert_eq!(reply.headers["content-type"], "application/json", "{what}");
-}
-
 /// Gives `hook` another password on trigger A: the fixture's `hook` method is revoked
 /// first (a username names one active method per project); returns the new id.
 async fn add_basic(gw: &TestGateway, f: &Fixture, name: &str, user: &str, pass: &str) -> String {

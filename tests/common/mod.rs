@@ -632,3 +632,19 @@ async fn read_until(
     }
     reply
 }
+
+/// Asserts the generic hide-mode denial: 404 `Webhook not found`.
+pub fn assert_hidden(reply: &Reply, what: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::NOT_FOUND,
+        "{what}: {}",
+        reply.text()
+    );
+    assert_eq!(
+        reply.json(),
+        json!({"error": "Webhook not found"}),
+        "{what}"
+    );
+    assert_eq!(reply.headers["content-type"], "application/json", "{what}");
+}
