@@ -183,7 +183,9 @@ impl Authenticator {
         let Some(basic) = basic else {
             return self.fail(snapshot, client, failure).await;
         };
-        match self.verify_basic(&candidates, &basic).await {
+        // Boxed for the same reason as the trigger cache's store read: only the slow
+        // path should pay for its large future.
+        match Box::pin(self.verify_basic(&candidates, &basic)).await {
             Ok(method) => Decision::Allow(method),
             Err(VerifyFailure::Busy) => Decision::Deny(DenyReason::Busy),
             Err(VerifyFailure::Mismatch) => self.fail(snapshot, client, failure).await,

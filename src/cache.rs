@@ -149,7 +149,9 @@ impl TriggerCache {
             }
         }
         self.metrics.cache_miss("trigger");
-        self.refresh(id).await
+        // Boxed: the store read is a large future, and every request's future would
+        // otherwise reserve (and copy) room for it, hit or miss.
+        Box::pin(self.refresh(id)).await
     }
 
     async fn refresh(&self, id: TriggerId) -> Lookup {

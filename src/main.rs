@@ -10,6 +10,12 @@ use hookgate::secret::{TokenDigest, encode_hex, generate_admin_token};
 use hookgate::store::Store;
 use uuid::Uuid;
 
+/// jemalloc instead of the C library's allocator: a cache of 100 000 triggers takes
+/// about a third of the memory (glibc keeps per-thread arenas it rarely returns), and
+/// the request path's small allocations are cheaper. See README "Performance".
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Reverse-proxy authentication gateway for inbound webhooks.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]

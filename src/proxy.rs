@@ -27,7 +27,7 @@ use crate::model::{AuthMethodId, TriggerId};
 use crate::snapshot::TriggerSnapshot;
 use crate::telemetry::{ACCESS_LOG, Metrics};
 use forward::{BodyState, ForwardError, Forwarder, LimitedBody};
-use headers::Forwarding;
+use headers::{Forwarding, RequestIds};
 use route::Route;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,6 +47,7 @@ pub struct Proxy {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     settings: PublicSettings,
+    request_ids: RequestIds,
 }
 
 /// What the access log and metrics record about one webhook request.
@@ -72,6 +73,7 @@ impl Proxy {
             health,
             metrics,
             settings,
+            request_ids: RequestIds::new(),
         }
     }
 
@@ -91,11 +93,13 @@ impl Proxy {
         };
 
         let started = Instant::now();
-        let request_id = headers::request_id(request.headers());
+        let request_id = self.request_ids.for_request(request.headers());
         let client =
             headers::client_address(conn.peer, request.headers(), &self.settings.trusted_proxies);
         let method = request.method().clone();
-        let logged_path = redact_query(request.uri());
+        // Only built when the access log is on: most of a request's cost otherwise.
+        let access_log = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO);
+        let logged_path = access_log.then(|| redact_query(request.uri()));
 
         let mut outcome = Outcome {
             trigger_id,
@@ -140,19 +144,21 @@ impl Proxy {
             },
             status,
         );
-        tracing::info!(
-            target: ACCESS_LOG,
-            outcome = outcome.reason,
-            request.id = request_id.to_str().unwrap_or("-"),
-            trigger.id = outcome.trigger_id.map(|t| t.to_string()).unwrap_or_default(),
-            http.method = %method,
-            http.path = %logged_path,
-            http.status = status,
-            auth.method_id = outcome.method_id.map(|m| m.to_string()).unwrap_or_default(),
-            client.addr = %client,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "webhook"
-        );
+        if let Some(logged_path) = logged_path {
+            tracing::info!(
+                target: ACCESS_LOG,
+                outcome = outcome.reason,
+                request.id = request_id.to_str().unwrap_or("-"),
+                trigger.id = outcome.trigger_id.map(|t| t.to_string()).unwrap_or_default(),
+                http.method = %method,
+                http.path = %logged_path,
+                http.status = status,
+                auth.method_id = outcome.method_id.map(|m| m.to_string()).unwrap_or_default(),
+                client.addr = %client,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "webhook"
+            );
+        }
         response
     }
 
@@ -227,7 +233,9 @@ impl Proxy {
             peer: conn.peer,
             trusted: &self.settings.trusted_proxies,
             tls: conn.tls,
-            upstream_authority: String::new(),
+            client_host: None,
+            upstream_host: self.forwarder.host(snapshot.upstream.as_ref()),
+            protected,
             trigger_id,
             project_id: snapshot.project_id,
             method_id: outcome.method_id,
@@ -235,7 +243,7 @@ impl Proxy {
         };
         let close_delimited =
             request.version() < Version::HTTP_11 && request.method() != Method::HEAD;
-        let upstream = self.upstream_request(request, &snapshot, rest, protected, forwarding)?;
+        let upstream = self.upstream_request(request, &snapshot, rest, forwarding)?;
         let (upstream, body_state) = upstream;
         let response = self
             .forwarder
@@ -282,10 +290,9 @@ impl Proxy {
         request: Request<Incoming>,
         snapshot: &TriggerSnapshot,
         rest: &str,
-        protected: bool,
         mut forwarding: Forwarding<'_>,
     ) -> Result<(Request<LimitedBody>, Arc<BodyState>), ProxyError> {
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let target = self
             .forwarder
             .target(
@@ -295,30 +302,22 @@ impl Proxy {
                 parts.uri.query(),
             )
             .ok_or(ProxyError::BadRequest)?;
-        let authority = target
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        forwarding.upstream_authority = authority;
 
         // An absolute-form target or an HTTP/2 `:authority` wins over `host` (RFC 9112
         // §3.2.2, RFC 9113 §8.3.1).
-        let client_host = parts
+        forwarding.client_host = parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             .or_else(|| parts.headers.get(HOST).cloned());
-        if protected {
-            headers::strip_credentials(&mut parts.headers);
-        }
-        headers::prepare_upstream_headers(&mut parts.headers, client_host, &forwarding);
+        let headers = headers::upstream_headers(parts.headers, &forwarding);
 
         let (body, body_state) = LimitedBody::new(body, self.settings.max_body_bytes);
         let mut upstream = Request::new(body);
         *upstream.method_mut() = parts.method;
         *upstream.uri_mut() = target;
         *upstream.version_mut() = Version::HTTP_11;
-        *upstream.headers_mut() = parts.headers;
+        *upstream.headers_mut() = headers;
         Ok((upstream, body_state))
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -130,6 +130,8 @@ impl Body for LimitedBody {
 pub struct Forwarder {
     client: Client<HttpConnector, LimitedBody>,
     default_upstream: Uri,
+    /// `host` for the default upstream, made once.
+    default_host: HeaderValue,
     response_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -149,9 +151,18 @@ impl Forwarder {
             .build(connector);
         Self {
             client,
+            default_host: authority_value(&settings.url),
             default_upstream: settings.url.clone(),
             response_timeout: settings.response_timeout,
             metrics,
+        }
+    }
+
+    /// `host` for requests to `upstream` (or the default upstream): its authority.
+    pub fn host(&self, upstream: Option<&Uri>) -> HeaderValue {
+        match upstream {
+            Some(upstream) => authority_value(upstream),
+            None => self.default_host.clone(),
         }
     }
 
@@ -211,4 +222,13 @@ impl Forwarder {
         }
         Ok(response)
     }
+}
+
+/// An upstream's authority as a `host` value (empty if it has none, which configuration
+/// and the admin API refuse).
+fn authority_value(upstream: &Uri) -> HeaderValue {
+    upstream
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .unwrap_or_else(|| HeaderValue::from_static(""))
 }
