@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
 use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -224,7 +224,8 @@ impl Proxy {
         if !snapshot.enabled {
             return Err(ProxyError::TriggerDisabled);
         }
-        if declared_length(&request).is_some_and(|len| len > self.settings.max_body_bytes) {
+        if declared_length(request.headers()).is_some_and(|len| len > self.settings.max_body_bytes)
+        {
             return Err(ProxyError::PayloadTooLarge);
         }
 
@@ -310,7 +311,14 @@ impl Proxy {
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             .or_else(|| parts.headers.get(HOST).cloned());
-        let headers = headers::upstream_headers(parts.headers, &forwarding);
+        // hyper sends an empty body without any length; a client that declared
+        // `content-length: 0` keeps it, as some servers answer 411 to a POST without.
+        let declared_empty = declared_length(&parts.headers) == Some(0)
+            && !parts.headers.contains_key(TRANSFER_ENCODING);
+        let mut headers = headers::upstream_headers(parts.headers, &forwarding);
+        if declared_empty {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
 
         let (body, body_state) = LimitedBody::new(body, self.settings.max_body_bytes);
         let mut upstream = Request::new(body);
@@ -333,7 +341,7 @@ impl Proxy {
 fn is_preflight(request: &Request<Incoming>) -> bool {
     let headers = request.headers();
     let no_declared_body =
-        !headers.contains_key(CONTENT_LENGTH) || declared_length(request) == Some(0);
+        !headers.contains_key(CONTENT_LENGTH) || declared_length(headers) == Some(0);
     request.method() == Method::OPTIONS
         && no_declared_body
         && !headers.contains_key(TRANSFER_ENCODING)
@@ -408,9 +416,8 @@ async fn buffered_response(
     Ok(Response::from_parts(parts, body))
 }
 
-fn declared_length<B>(request: &Request<B>) -> Option<u64> {
-    request
-        .headers()
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(CONTENT_LENGTH)?
         .to_str()
         .ok()?

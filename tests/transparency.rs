@@ -223,6 +223,37 @@ async fn a_content_length_beside_chunked_framing_is_not_copied_upstream() {
     }
 }
 
+/// An empty body declared with `content-length: 0` keeps its length upstream (hyper
+/// would send a POST with no length at all, which some servers answer with 411), and a
+/// body's length is the bytes actually sent.
+#[tokio::test]
+async fn declared_lengths_reach_the_upstream_as_sent() {
+    let gw = TestGateway::start().await;
+    let f = gw.fixture().await;
+
+    let empty = head_a(&[&format!("x-api-key: {}", f.api_key), "content-length: 0"]);
+    let reply = raw_exchange(gw.public, empty.as_bytes(), BOUND).await;
+    assert_eq!(reply.status(), Some(200), "{reply:?}");
+    let got = gw.upstream.last();
+    assert_eq!(got.body, "");
+    assert_eq!(
+        got.headers.get("content-length").map(|v| v.as_bytes()),
+        Some(&b"0"[..])
+    );
+    assert!(!got.headers.contains_key("transfer-encoding"));
+
+    let mut five = head_a(&[&format!("x-api-key: {}", f.api_key), "content-length: 5"]);
+    five.push_str("hello");
+    let reply = raw_exchange(gw.public, five.as_bytes(), BOUND).await;
+    assert_eq!(reply.status(), Some(200), "{reply:?}");
+    let got = gw.upstream.last();
+    assert_eq!(got.body, "hello");
+    assert_eq!(
+        got.headers.get("content-length").map(|v| v.as_bytes()),
+        Some(&b"5"[..])
+    );
+}
+
 /// C16 (openlitespeed#395, h2o#3396): a transfer coding hookgate would silently drop
 /// (`gzip, chunked`) is refused rather than passed on as identity bytes
 #[tokio::test]

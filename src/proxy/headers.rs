@@ -2,6 +2,7 @@
 //! forwarded-* and identity headers, and the client address they are based on.
 
 use std::hash::{BuildHasher, RandomState};
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,6 +33,19 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 pub const X_TRIGGER_ID: &str = "x-hookgate-trigger-id";
 pub const X_PROJECT_ID: &str = "x-hookgate-project-id";
 pub const X_AUTH_METHOD_ID: &str = "x-hookgate-auth-method-id";
+
+/// The same names, made once: inserting by `&str` would parse the name every time.
+mod names {
+    use http::HeaderName;
+
+    pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static(super::X_FORWARDED_FOR);
+    pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static(super::X_FORWARDED_HOST);
+    pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(super::X_FORWARDED_PROTO);
+    pub static X_REQUEST_ID: HeaderName = HeaderName::from_static(super::X_REQUEST_ID);
+    pub static X_TRIGGER_ID: HeaderName = HeaderName::from_static(super::X_TRIGGER_ID);
+    pub static X_PROJECT_ID: HeaderName = HeaderName::from_static(super::X_PROJECT_ID);
+    pub static X_AUTH_METHOD_ID: HeaderName = HeaderName::from_static(super::X_AUTH_METHOD_ID);
+}
 
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the
 /// right-most `x-forwarded-for` entry that is not itself a trusted proxy.
@@ -94,9 +108,9 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        // Bytes, not text: a non-ASCII byte elsewhere in the value must not hide a name.
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect()
 }
 
@@ -148,24 +162,30 @@ pub fn upstream_headers(client: HeaderMap, f: &Forwarding<'_>) -> HeaderMap {
         }
     }
 
-    upstream.insert(HOST, f.upstream_host.clone());
+    for value in filter.other_authorization {
+        upstream.append(AUTHORIZATION, value);
+    }
+
+    // Appended, not inserted: every client copy of these names is gone already.
+    upstream.append(HOST, f.upstream_host.clone());
     if let Some(host) = f
         .client_host
         .clone()
         .filter(|h| is_plausible_host(h.as_bytes()))
     {
-        upstream.insert(X_FORWARDED_HOST, host);
+        upstream.append(names::X_FORWARDED_HOST.clone(), host);
     }
     let proto = if f.tls { "https" } else { "http" };
-    upstream.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        upstream.insert(X_FORWARDED_FOR, value);
-    }
-    upstream.insert(X_REQUEST_ID, f.request_id.clone());
-    upstream.insert(X_TRIGGER_ID, uuid_value(&f.trigger_id.0));
-    upstream.insert(X_PROJECT_ID, uuid_value(&f.project_id.0));
+    upstream.append(
+        names::X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(proto),
+    );
+    upstream.append(names::X_FORWARDED_FOR.clone(), forwarded_for);
+    upstream.append(names::X_REQUEST_ID.clone(), f.request_id.clone());
+    upstream.append(names::X_TRIGGER_ID.clone(), uuid_value(&f.trigger_id.0));
+    upstream.append(names::X_PROJECT_ID.clone(), uuid_value(&f.project_id.0));
     if let Some(method) = f.method_id {
-        upstream.insert(X_AUTH_METHOD_ID, uuid_value(&method.0));
+        upstream.append(names::X_AUTH_METHOD_ID.clone(), uuid_value(&method.0));
     }
     upstream
 }
@@ -180,39 +200,50 @@ fn uuid_value(id: &uuid::Uuid) -> HeaderValue {
 /// Which of the client's header fields go upstream.
 struct ClientHeaders {
     protected: bool,
-    /// Some `authorization` field carries a Basic credential: all of them go.
-    basic_authorization: bool,
+    /// On a protected trigger, the `authorization` fields without a Basic credential:
+    /// they go on (after the loop, in their order), the Basic ones stay behind.
+    other_authorization: Vec<HeaderValue>,
     /// Names a `connection` field lists; empty (no allocation) without one.
     connection_named: Vec<HeaderName>,
 }
 
 impl ClientHeaders {
     fn new(client: &HeaderMap, protected: bool) -> Self {
-        let basic_authorization = protected
-            && client
+        let other_authorization = if protected {
+            client
                 .get_all(AUTHORIZATION)
                 .iter()
-                .any(|v| carries_basic(v.as_bytes()));
+                .filter(|v| !carries_basic(v.as_bytes()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             protected,
-            basic_authorization,
+            other_authorization,
             connection_named: connection_named(client),
         }
     }
 
     fn keeps(&self, name: &HeaderName) -> bool {
         let text = name.as_str();
-        let hookgate_sets = [HOST.as_str(), X_FORWARDED_HOST, X_FORWARDED_PROTO];
-        let dropped = is_hop_by_hop(text)
-            || text == CONTENT_LENGTH.as_str() // re-framed from the body actually sent
-            || hookgate_sets.contains(&text)
+        let dropped = is_hop_by_hop_or_framing(text)
+            || text == HOST.as_str()
             || FORWARDING.contains(&text)
             || (self.protected && is_api_key_header(text))
-            || (self.basic_authorization && text == AUTHORIZATION.as_str())
+            || (self.protected && text == AUTHORIZATION.as_str())
             || is_spoofable(text)
             || self.connection_named.contains(name);
         !dropped
     }
+}
+
+/// Hop-by-hop headers and `content-length` (re-framed from the body actually sent), in
+/// any CGI spelling: an upstream that folds `_` into `-` must not find framing or a
+/// proxy credential the client smuggled as `content_length` or `proxy_authorization`.
+fn is_hop_by_hop_or_framing(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| cgi_eq(name, h)) || cgi_eq(name, CONTENT_LENGTH.as_str())
 }
 
 /// Headers hookgate sets on every upstream request; a client's copy is replaced.
@@ -223,16 +254,28 @@ const FORWARDING: [&str; 4] = [
     X_REQUEST_ID,
 ];
 
-/// Client headers that claim a client address. `x-forwarded-for`, set by hookgate from
-/// the peer, is the upstream's one source of it; a client's copy of these would let it
-/// pose as any address to an upstream that trusts one of them.
-const ADDRESS_HEADERS: [&str; 6] = [
+/// Client headers that claim a client address or scheme, as proxies and frameworks
+/// name them. `x-forwarded-for` and `x-forwarded-proto`, set by hookgate, are the
+/// upstream's one source of both; a client's copy of these would let it pose as any
+/// address, or as HTTPS, to an upstream that trusts one of them.
+const CLAIM_HEADERS: [&str; 17] = [
     "forwarded",
+    "forwarded-for",
     "x-real-ip",
     "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
     "x-original-forwarded-for",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
     "true-client-ip",
     "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-envoy-external-address",
+    "x-proxyuser-ip",
+    "front-end-https",
+    "x-url-scheme",
 ];
 
 /// A client host that can go upstream as `x-forwarded-host`: a non-empty host[:port]
@@ -266,26 +309,37 @@ fn is_api_key_header(name: &str) -> bool {
     cgi_eq(name, X_API_KEY)
 }
 
-/// Client headers an upstream could take for something they are not: any
-/// `x-hookgate-*` spelling (hookgate's identity headers), underscore spellings of the
-/// forwarding headers, any spelling of the client-address headers, and `proxy`, which
-/// CGI turns into `HTTP_PROXY` (httpoxy).
+/// Client headers an upstream could take for something they are not, in any CGI
+/// spelling: `x-hookgate-*` (hookgate's identity headers), `x-forwarded*` (hookgate sets
+/// the forwarding headers; a client's `x-forwarded-port` or `-ssl` would contradict
+/// them), `x-request-id` spelled with `_`, the claim headers, and `proxy`, which CGI
+/// turns into `HTTP_PROXY` (httpoxy).
 fn is_spoofable(name: &str) -> bool {
     cgi_starts_with(name, "x-hookgate-")
-        || (name.contains('_') && FORWARDING.iter().any(|f| cgi_eq(name, f)))
-        || ADDRESS_HEADERS.iter().any(|a| cgi_eq(name, a))
+        || cgi_starts_with(name, "x-forwarded")
+        || (name.contains('_') && cgi_eq(name, X_REQUEST_ID))
+        || CLAIM_HEADERS.iter().any(|a| cgi_eq(name, a))
         || name == "proxy"
 }
 
 /// One `x-forwarded-for` value: the peer alone, or the trusted chain plus the peer.
-fn forwarded_for(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> String {
-    let peer_ip = peer.ip().to_canonical().to_string();
-    if !is_trusted(peer.ip().to_canonical(), trusted) {
-        return peer_ip;
+fn forwarded_for(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> HeaderValue {
+    let peer_ip = peer.ip().to_canonical();
+    if !is_trusted(peer_ip, trusted) {
+        // The common case, formatted on the stack.
+        let mut buffer = [0u8; 64];
+        let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+        if write!(cursor, "{peer_ip}").is_ok() {
+            let written = usize::try_from(cursor.position()).unwrap_or(0);
+            if let Ok(value) = HeaderValue::from_bytes(&buffer[..written]) {
+                return value;
+            }
+        }
     }
+    let peer_ip = peer_ip.to_string();
     let mut chain: Vec<&str> = forwarded_entries(headers).collect();
     chain.push(&peer_ip);
-    chain.join(", ")
+    HeaderValue::from_str(&chain.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Request ids for requests that bring no sane one of their own.
@@ -424,6 +478,47 @@ mod tests {
 
         let later = headers(&[("authorization", "Bearer x, basic aG9vazpzM2NyZXQtcGFzcw==")]);
         assert!(passed(&upstream(later, true)).is_empty());
+
+        // Only the field with the Basic credential stays behind (a preflight may carry
+        // both); the other goes on.
+        let both = headers(&[
+            ("authorization", "Basic aG9vazpzM2NyZXQtcGFzcw=="),
+            ("authorization", "Bearer q"),
+        ]);
+        assert_eq!(
+            passed(&upstream(both, true)),
+            [("authorization".to_string(), "Bearer q".to_string())]
+        );
+    }
+
+    #[test]
+    fn underscore_spellings_of_hop_by_hop_and_framing_headers_are_removed() {
+        let client = headers(&[
+            ("proxy_authorization", "Basic b3RoZXI6eHh4eHh4eHg="),
+            ("content_length", "99"),
+            ("transfer_encoding", "chunked"),
+            ("keep_alive", "1"),
+            ("proxy_connection", "keep-alive"),
+            ("http2_settings", "x"),
+            ("x-kept", "yes"),
+        ]);
+        assert_eq!(
+            passed(&upstream(client, false)),
+            [("x-kept".to_string(), "yes".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_non_ascii_byte_does_not_hide_the_names_connection_lists() {
+        let mut client = headers(&[("x-secret", "1"), ("x-kept", "yes")]);
+        client.append(
+            CONNECTION,
+            HeaderValue::from_bytes(b"x-secret, caf\xE9").expect("obs-text is allowed"),
+        );
+        assert_eq!(
+            passed(&upstream(client, true)),
+            [("x-kept".to_string(), "yes".to_string())]
+        );
     }
 
     #[test]
@@ -518,16 +613,17 @@ mod tests {
             "true-client-ip",
             "cf-connecting-ip",
             "x-original-forwarded-for",
+            "x-forwarded-port",
+            "x_forwarded_ssl",
+            "x-forwarded",
+            "client-ip",
+            "client_ip",
+            "x-cluster-client-ip",
+            "front-end-https",
         ] {
             assert!(is_spoofable(name), "{name}");
         }
-        for name in [
-            "x-forwarded-for",
-            "x_kept",
-            "x-hookgate",
-            "proxy-status",
-            "x-real",
-        ] {
+        for name in ["x_kept", "x-hookgate", "proxy-status", "x-real"] {
             assert!(!is_spoofable(name), "{name}");
         }
     }
@@ -547,6 +643,8 @@ mod tests {
             ("x-forwarded-for", "10.9.9.9"),
         ]);
         assert_eq!(forwarded_for(&map, peer, &[]), "127.0.0.1");
+        let v6: SocketAddr = "[2001:db8::1]:5000".parse().expect("addr");
+        assert_eq!(forwarded_for(&map, v6, &[]), "2001:db8::1");
         assert_eq!(client_address(peer, &map, &[]).to_string(), "127.0.0.1");
 
         let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
