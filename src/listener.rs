@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -27,10 +27,25 @@ use crate::proxy::BoxError;
 use crate::tls::TlsReloader;
 
 /// What a handler knows about the connection its request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address as a header value (`x-forwarded-for`), made once.
+    pub peer_value: HeaderValue,
     pub tls: bool,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        let text = peer.ip().to_canonical().to_string();
+        let peer_value =
+            HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""));
+        Self {
+            peer,
+            peer_value,
+            tls,
+        }
+    }
 }
 
 /// Per-connection limits.
@@ -75,13 +90,10 @@ pub async fn serve<H, F, B>(
             _ = stop_rx.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
-            peer,
-            tls: tls.is_some(),
-        };
+        let info = ConnInfo::new(peer, tls.is_some());
         let handler = handler.clone();
         let service = service_fn(move |request| {
-            let response = handler(request, info);
+            let response = handler(request, info.clone());
             async move { Ok::<_, Infallible>(response.await) }
         });
         let watcher = graceful.watcher();

@@ -232,6 +232,7 @@ impl Proxy {
         // Steps 5 and 6: forward and stream back.
         let forwarding = Forwarding {
             peer: conn.peer,
+            peer_value: &conn.peer_value,
             trusted: &self.settings.trusted_proxies,
             tls: conn.tls,
             client_host: None,

@@ -20,7 +20,7 @@
 #   BENCH_FLOOD_CONNECTIONS [32]  connections of the wrong-password flood
 #   BENCH_STAMPEDE_CLIENTS [64], BENCH_STAMPEDES [3]  cold stampede size and repeats
 #   BENCH_MEMORY_TRIGGERS [100000]  triggers (× 2 methods) for the memory figure; 0: skip
-#   BENCH_PORT_BASE [18100]   five consecutive loopback ports from here
+#   BENCH_PORT_BASE [18100]   six consecutive loopback ports from here
 #   BENCH_PROXY_CPU [0], BENCH_LOAD_CPU [1]  cores for servers and for load generators
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -82,7 +82,8 @@ nginx_port=$((port_base + 1))
 nginx_key_port=$((port_base + 2))
 public_port=$((port_base + 3))
 admin_port=$((port_base + 4))
-for port in $up_port $nginx_port $nginx_key_port $public_port $admin_port; do
+bare_port=$((port_base + 5))
+for port in $up_port $nginx_port $nginx_key_port $public_port $admin_port $bare_port; do
   answers "$port" && fail "127.0.0.1:$port is in use; pick other ports with BENCH_PORT_BASE"
 done
 
@@ -137,7 +138,8 @@ wait_for() { # URL: up to 10 s for a 2xx answer
 }
 
 note "building hookgate and the bench examples (release)"
-cargo build --release --bin hookgate --example bench_upstream --example bench_client >&2
+cargo build --release --bin hookgate --example bench_upstream --example bench_client \
+  --example bench_bare_proxy >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 psql -X -w -q "$server_url" -c "CREATE DATABASE $db_name" >/dev/null
@@ -283,6 +285,15 @@ expect_status 200 "nginx with the key" -H "x-api-key: $api_key" \
   "http://127.0.0.1:$nginx_key_port/i/$t_auth"
 expect_status 404 "nginx without the key" "http://127.0.0.1:$nginx_key_port/i/$t_auth"
 
+# ---------------------------------------------------------------- the HTTP stack alone
+# hyper's server and hyper-util's pooled client with nothing between them: the floor
+# under hookgate's own work (examples/bench_bare_proxy.rs).
+taskset -c "$proxy_cpu" "$bin/examples/bench_bare_proxy" "127.0.0.1:$bare_port" \
+  "http://127.0.0.1:$up_port" >"$run_dir/bare.log" 2>&1 &
+bare_pid=$!
+pids+=("$bare_pid")
+wait_for "http://127.0.0.1:$bare_port/i/$t_open" || fail "the bare proxy did not start"
+
 # ---------------------------------------------------------------- measuring
 cpu_ticks() { # PID...: utime + stime of these processes and their children, in ticks
   local pid all=() kids total=0 t
@@ -315,7 +326,7 @@ wrk_argv() { # CONNECTIONS URL [HEADER VALUE]...: sets wrk_cmd, one bounded run 
 
 # Each scenario: the process that does the proxying, the URL, the headers.
 declare -A proxy_of=([direct]=$up_pid [nginx]=$nginx_pid [nginx-key]=$nginx_pid
-  [hg-open]=$hg_pid [hg-api]=$hg_pid [hg-basic]=$hg_pid)
+  [bare]=$bare_pid [hg-open]=$hg_pid [hg-api]=$hg_pid [hg-basic]=$hg_pid)
 set_scenario() { # NAME: sets s_url and s_headers
   s_headers=()
   case $1 in
@@ -324,6 +335,7 @@ set_scenario() { # NAME: sets s_url and s_headers
     nginx-key)
       s_url="http://127.0.0.1:$nginx_key_port/i/$t_auth" s_headers=(x-api-key "$api_key")
       ;;
+    bare) s_url="http://127.0.0.1:$bare_port/i/$t_open" ;;
     hg-open) s_url="$hg/i/$t_open" ;;
     hg-api) s_url="$hg/i/$t_auth" s_headers=(x-api-key "$api_key") ;;
     hg-basic) s_url="$hg/i/$t_auth" s_headers=(authorization "$basic") ;;
@@ -357,8 +369,8 @@ measure() { # KIND ROUND SCENARIO CONNECTIONS: one wrk run, one line of results.
      }' >>"$results"
 }
 
-steady=(direct nginx nginx-key hg-open hg-api hg-basic)
-latency=(direct nginx hg-open hg-api hg-basic)
+steady=(direct nginx nginx-key bare hg-open hg-api hg-basic)
+latency=(direct nginx bare hg-open hg-api hg-basic)
 argon2_before=$(metric hookgate_argon2_verifications_total)
 note "steady scenarios: $rounds round(s) x ${#steady[@]} x ${seconds}s at $conns connections," \
   "then ${#latency[@]} x ${seconds}s at 1 connection"

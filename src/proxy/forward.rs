@@ -176,10 +176,17 @@ impl Forwarder {
     ) -> Option<Uri> {
         let base = upstream.unwrap_or(&self.default_upstream);
         let prefix = base.path().trim_end_matches('/');
-        let path = match query {
-            Some(query) => format!("{prefix}/i/{trigger}{rest}?{query}"),
-            None => format!("{prefix}/i/{trigger}{rest}"),
-        };
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = trigger.0.hyphenated().encode_lower(&mut id);
+        let query_len = query.map_or(0, |q| q.len() + 1);
+        let mut path = String::with_capacity(prefix.len() + 3 + id.len() + rest.len() + query_len);
+        for part in [prefix, "/i/", id, rest] {
+            path.push_str(part);
+        }
+        if let Some(query) = query {
+            path.push('?');
+            path.push_str(query);
+        }
         let mut parts = base.clone().into_parts();
         parts.path_and_query = Some(PathAndQuery::try_from(path).ok()?);
         Uri::from_parts(parts).ok()

@@ -2,7 +2,6 @@
 //! forwarded-* and identity headers, and the client address they are based on.
 
 use std::hash::{BuildHasher, RandomState};
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -117,6 +116,8 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
 /// What the upstream learns about the request besides the client's own headers.
 pub struct Forwarding<'a> {
     pub peer: SocketAddr,
+    /// `peer`'s address as a header value.
+    pub peer_value: &'a HeaderValue,
     pub trusted: &'a [IpNet],
     pub tls: bool,
     /// The client's `host` (or absolute-form authority), for `x-forwarded-host`.
@@ -138,7 +139,11 @@ pub struct Forwarding<'a> {
 /// forwarding and identity headers. The new map is sized once, and only headers whose
 /// value hookgate makes are allocated.
 pub fn upstream_headers(client: HeaderMap, f: &Forwarding<'_>) -> HeaderMap {
-    let forwarded_for = forwarded_for(&client, f.peer, f.trusted);
+    let forwarded_for = if is_trusted(f.peer.ip().to_canonical(), f.trusted) {
+        forwarded_for(&client, f.peer, f.trusted)
+    } else {
+        f.peer_value.clone()
+    };
     let filter = ClientHeaders::new(&client, f.protected);
     let mut upstream = HeaderMap::with_capacity(client.len() + 8);
     let mut kept_name: Option<OccupiedEntry<'_, HeaderValue>> = None;
@@ -324,19 +329,10 @@ fn is_spoofable(name: &str) -> bool {
 
 /// One `x-forwarded-for` value: the peer alone, or the trusted chain plus the peer.
 fn forwarded_for(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> HeaderValue {
-    let peer_ip = peer.ip().to_canonical();
-    if !is_trusted(peer_ip, trusted) {
-        // The common case, formatted on the stack.
-        let mut buffer = [0u8; 64];
-        let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-        if write!(cursor, "{peer_ip}").is_ok() {
-            let written = usize::try_from(cursor.position()).unwrap_or(0);
-            if let Ok(value) = HeaderValue::from_bytes(&buffer[..written]) {
-                return value;
-            }
-        }
+    let peer_ip = peer.ip().to_canonical().to_string();
+    if !is_trusted(peer.ip().to_canonical(), trusted) {
+        return HeaderValue::from_str(&peer_ip).unwrap_or_else(|_| HeaderValue::from_static(""));
     }
-    let peer_ip = peer_ip.to_string();
     let mut chain: Vec<&str> = forwarded_entries(headers).collect();
     chain.push(&peer_ip);
     HeaderValue::from_str(&chain.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -432,8 +428,10 @@ mod tests {
     /// The upstream's headers for a request from 127.0.0.1 on a trigger.
     fn upstream(client: HeaderMap, protected: bool) -> HeaderMap {
         let request_id = HeaderValue::from_static("rid-1");
+        let peer_value = HeaderValue::from_static("127.0.0.1");
         let forwarding = Forwarding {
             peer: "127.0.0.1:5000".parse().expect("addr"),
+            peer_value: &peer_value,
             trusted: &[],
             tls: false,
             client_host: Some(HeaderValue::from_static("hooks.example")),
