@@ -229,32 +229,32 @@ fn verify_password(password: &[u8], phc: &str, memory: &mut BlockMemory) -> bool
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
-    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+    let (Some(argon2), Some(salt), Some(expected)) = (recorded_hasher(&hash), hash.salt, hash.hash)
+    else {
         return false;
     };
-    let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else {
-        return false;
-    };
-    let version = match hash.version.map(Version::try_from) {
-        None => Version::default(),
-        Some(Ok(version)) => version,
-        Some(Err(_)) => return false,
-    };
-    let Ok(params) = Params::try_from(&hash) else {
-        return false;
-    };
-    let blocks = params.block_count();
     let mut output = [0u8; 64];
     let Some(output) = output.get_mut(..expected.len()) else {
         return false;
     };
 
-    let argon2 = Argon2::new(algorithm, version, params);
+    let blocks = memory.take(argon2.params().block_count());
     let computed = argon2
-        .hash_password_into_with_memory(password, salt, output, memory.take(blocks))
+        .hash_password_into_with_memory(password, &salt, output, blocks)
         .is_ok();
     memory.trim();
     computed && bool::from(output.ct_eq(expected.as_bytes()))
+}
+
+/// The argon2 variant, version and parameters a PHC string records.
+fn recorded_hasher(hash: &PasswordHash) -> Option<Argon2<'static>> {
+    let algorithm = Algorithm::try_from(hash.algorithm.as_str()).ok()?;
+    let version = match hash.version {
+        None => Version::default(),
+        Some(number) => Version::try_from(number).ok()?,
+    };
+    let params = Params::try_from(hash).ok()?;
+    Some(Argon2::new(algorithm, version, params))
 }
 
 #[cfg(test)]

@@ -144,8 +144,16 @@ pub fn upstream_headers(client: HeaderMap, f: &Forwarding<'_>) -> HeaderMap {
     } else {
         f.peer_value.clone()
     };
-    let filter = ClientHeaders::new(&client, f.protected);
     let mut upstream = HeaderMap::with_capacity(client.len() + 8);
+    copy_client_fields(client, f.protected, &mut upstream);
+    add_forwarding_fields(&mut upstream, forwarded_for, f);
+    upstream
+}
+
+/// Moves the client's fields that [`ClientHeaders`] keeps into `upstream`, every value
+/// of a kept name in its order.
+fn copy_client_fields(client: HeaderMap, protected: bool, upstream: &mut HeaderMap) {
+    let filter = ClientHeaders::new(&client, protected);
     let mut kept_name: Option<OccupiedEntry<'_, HeaderValue>> = None;
     for (name, value) in client {
         // The map yields a name once, then `None` for each further value of it.
@@ -170,29 +178,26 @@ pub fn upstream_headers(client: HeaderMap, f: &Forwarding<'_>) -> HeaderMap {
     for value in filter.other_authorization {
         upstream.append(AUTHORIZATION, value);
     }
+}
 
-    // Appended, not inserted: every client copy of these names is gone already.
+/// hookgate's own fields. Appended, not inserted: every client copy of these names was
+/// left behind.
+fn add_forwarding_fields(upstream: &mut HeaderMap, forwarded_for: HeaderValue, f: &Forwarding) {
     upstream.append(HOST, f.upstream_host.clone());
-    if let Some(host) = f
-        .client_host
-        .clone()
-        .filter(|h| is_plausible_host(h.as_bytes()))
-    {
-        upstream.append(names::X_FORWARDED_HOST.clone(), host);
+    let client_host = f.client_host.as_ref();
+    if let Some(host) = client_host.filter(|h| is_plausible_host(h.as_bytes())) {
+        upstream.append(names::X_FORWARDED_HOST.clone(), host.clone());
     }
-    let proto = if f.tls { "https" } else { "http" };
-    upstream.append(
-        names::X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(proto),
-    );
+    let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
+    upstream.append(names::X_FORWARDED_PROTO.clone(), proto);
     upstream.append(names::X_FORWARDED_FOR.clone(), forwarded_for);
+
     upstream.append(names::X_REQUEST_ID.clone(), f.request_id.clone());
     upstream.append(names::X_TRIGGER_ID.clone(), uuid_value(&f.trigger_id.0));
     upstream.append(names::X_PROJECT_ID.clone(), uuid_value(&f.project_id.0));
     if let Some(method) = f.method_id {
         upstream.append(names::X_AUTH_METHOD_ID.clone(), uuid_value(&method.0));
     }
-    upstream
 }
 
 /// A UUID as a header value, formatted on the stack.
