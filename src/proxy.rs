@@ -97,7 +97,7 @@ impl Proxy {
         let client =
             headers::client_address(conn.peer, request.headers(), &self.settings.trusted_proxies);
         let method = request.method().clone();
-        // Only built when the access log is on: most of a request's cost otherwise.
+        // Built only when the access log is on; otherwise it would be made for nothing.
         let access_log = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO);
         let logged_path = access_log.then(|| redact_query(request.uri()));
 

@@ -7,8 +7,9 @@
 //! argon2 block memory between verifications, so a verification does not allocate
 //! (and give back) `argon2_memory_kib` each time.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHasher as _;
@@ -158,18 +159,18 @@ impl Workers {
 }
 
 /// A worker thread: lowest priority, then jobs until the queue closes.
+///
+/// A job that panics loses only its own answer (its caller sees the result channel
+/// close, which is [`PasswordError::Failed`]); the worker goes on with the next.
 fn work(queue: &Mutex<mpsc::Receiver<Job>>, blocks: usize) {
     lower_priority();
     let mut memory = BlockMemory::new(blocks);
     loop {
-        let job = match queue.lock() {
-            Ok(queue) => queue.recv(),
-            Err(_) => return,
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else {
+            return; // every sender is gone: the hasher was dropped
         };
-        match job {
-            Ok(job) => job(&mut memory),
-            Err(_) => return,
-        }
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
     }
 }
 
@@ -293,6 +294,14 @@ mod tests {
                 .verify_password(b"pw-123456", &parsed)
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_worker_survives_a_job_that_panics() {
+        let workers = Workers::start(1, cheap().block_count()).expect("workers");
+        let failed: Result<u32, _> = workers.run(|_| panic!("a job that fails")).await;
+        assert_eq!(failed, Err(PasswordError::Failed));
+        assert_eq!(workers.run(|_| 7).await, Ok(7));
     }
 
     #[test]
