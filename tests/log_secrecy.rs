@@ -225,6 +225,8 @@ async fn no_log_line_contains_a_password_key_token_or_admin_token_at_trace_level
         log.contains("TRACE") || log.contains("DEBUG"),
         "not logging verbosely"
     );
+    // stderr is a file here, not a terminal: no colour codes.
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file");
     assert_no_line_contains(
         &log,
         &[
