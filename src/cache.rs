@@ -372,14 +372,15 @@ mod tests {
         TriggerId(uuid::Uuid::new_v4())
     }
 
-    #[tokio::test]
-    async fn a_fill_that_raced_with_an_invalidation_is_never_served_afterwards() {
-        let cache = cache(Duration::from_secs(60));
-        let id = new_id();
+    /// Fills `id` from a read that stalls after reading the old state, while `write`
+    /// runs in between; then answers what the cache serves for `id` afterwards.
+    async fn fill_racing_with<W, F>(cache: &TriggerCache, id: TriggerId, write: W) -> Lookup
+    where
+        W: FnOnce() -> F,
+        F: Future<Output = ()>,
+    {
         let (read_tx, read_rx) = oneshot::channel::<()>();
         let (release_tx, release_rx) = oneshot::channel::<()>();
-
-        // The fill reads the old state, then stalls while the write lands.
         let fill = cache.refresh_with(id, || async move {
             let _ = read_tx.send(());
             let _ = release_rx.await;
@@ -387,13 +388,21 @@ mod tests {
         });
         let write = async {
             let _ = read_rx.await;
-            cache.invalidate(&[id]).await;
+            write().await;
             let _ = release_tx.send(());
         };
         let (_, ()) = tokio::join!(fill, write);
+        cache.trigger(id).await
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_raced_with_an_invalidation_is_never_served_afterwards() {
+        let cache = cache(Duration::from_secs(60));
+        let id = new_id();
+        let served = fill_racing_with(&cache, id, || async { cache.invalidate(&[id]).await }).await;
 
         // After the write, neither a fresh nor a stale use of that fill is allowed.
-        assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
+        assert!(matches!(served, Lookup::Unavailable));
         assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
     }
 
@@ -412,21 +421,8 @@ mod tests {
     async fn dropping_everything_outdates_fills_in_flight_too() {
         let cache = cache(Duration::from_secs(60));
         let id = new_id();
-        let (read_tx, read_rx) = oneshot::channel::<()>();
-        let (release_tx, release_rx) = oneshot::channel::<()>();
-        let fill = cache.refresh_with(id, || async move {
-            let _ = read_tx.send(());
-            let _ = release_rx.await;
-            Ok(Some(snapshot(id)))
-        });
-        let reconnect = async {
-            let _ = read_rx.await;
-            cache.invalidate_all();
-            let _ = release_tx.send(());
-        };
-        let (_, ()) = tokio::join!(fill, reconnect);
-
-        assert!(matches!(cache.trigger(id).await, Lookup::Unavailable));
+        let served = fill_racing_with(&cache, id, || async { cache.invalidate_all() }).await;
+        assert!(matches!(served, Lookup::Unavailable));
     }
 
     #[tokio::test]

@@ -34,6 +34,17 @@ fn head_a(headers: &[&str]) -> String {
     head
 }
 
+/// A chunked request to trigger A with `api_key`: `chunks` chunks of 100 bytes.
+fn chunked_a(api_key: &str, chunks: usize) -> String {
+    let key = format!("x-api-key: {api_key}");
+    let mut request = head_a(&[&key, "transfer-encoding: chunked"]);
+    for _ in 0..chunks {
+        request.push_str(&format!("64\r\n{}\r\n", "z".repeat(100)));
+    }
+    request.push_str("0\r\n\r\n");
+    request
+}
+
 /// C13 (traefik#2805, APISIX#6670): consumed credentials and proxy credentials stay behind
 #[tokio::test]
 async fn credentials_and_proxy_credentials_never_reach_the_upstream() {
@@ -280,14 +291,7 @@ async fn a_chunked_body_past_the_limit_gets_413_and_the_upstream_request_is_abor
     .await;
     let f = gw.fixture().await;
 
-    let mut request = head_a(&[
-        &format!("x-api-key: {}", f.api_key),
-        "transfer-encoding: chunked",
-    ]);
-    for _ in 0..11 {
-        request.push_str(&format!("64\r\n{}\r\n", "z".repeat(100)));
-    }
-    request.push_str("0\r\n\r\n");
+    let request = chunked_a(&f.api_key, 11);
     let reply = raw_exchange(gw.public, request.as_bytes(), BOUND).await;
     assert_eq!(reply.status(), Some(413), "{reply:?}");
     assert_eq!(reply.body(), br#"{"error":"payload_too_large"}"#);
@@ -312,14 +316,7 @@ async fn a_chunked_body_within_the_limit_is_forwarded_whole() {
     .await;
     let f = gw.fixture().await;
 
-    let mut request = head_a(&[
-        &format!("x-api-key: {}", f.api_key),
-        "transfer-encoding: chunked",
-    ]);
-    for _ in 0..10 {
-        request.push_str(&format!("64\r\n{}\r\n", "z".repeat(100)));
-    }
-    request.push_str("0\r\n\r\n");
+    let request = chunked_a(&f.api_key, 10);
     let reply = raw_exchange(gw.public, request.as_bytes(), BOUND).await;
     assert_eq!(reply.status(), Some(200), "{reply:?}");
     assert_eq!(gw.upstream.last().body.len(), 1000);
