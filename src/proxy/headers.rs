@@ -240,7 +240,6 @@ impl ClientHeaders {
         let text = name.as_str();
         let dropped = is_hop_by_hop_or_framing(text)
             || text == HOST.as_str()
-            || FORWARDING.contains(&text)
             || (self.protected && is_api_key_header(text))
             || (self.protected && text == AUTHORIZATION.as_str())
             || is_spoofable(text)
@@ -255,14 +254,6 @@ impl ClientHeaders {
 fn is_hop_by_hop_or_framing(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| cgi_eq(name, h)) || cgi_eq(name, CONTENT_LENGTH.as_str())
 }
-
-/// Headers hookgate sets on every upstream request; a client's copy is replaced.
-const FORWARDING: [&str; 4] = [
-    X_FORWARDED_FOR,
-    X_FORWARDED_HOST,
-    X_FORWARDED_PROTO,
-    X_REQUEST_ID,
-];
 
 /// Client headers that claim a client address or scheme, as proxies and frameworks
 /// name them. `x-forwarded-for` and `x-forwarded-proto`, set by hookgate, are the
@@ -322,12 +313,12 @@ fn is_api_key_header(name: &str) -> bool {
 /// Client headers an upstream could take for something they are not, in any CGI
 /// spelling: `x-hookgate-*` (hookgate's identity headers), `x-forwarded*` (hookgate sets
 /// the forwarding headers; a client's `x-forwarded-port` or `-ssl` would contradict
-/// them), `x-request-id` spelled with `_`, the claim headers, and `proxy`, which CGI
+/// them), `x-request-id` (hookgate sets it), the claim headers, and `proxy`, which CGI
 /// turns into `HTTP_PROXY` (httpoxy).
 fn is_spoofable(name: &str) -> bool {
     cgi_starts_with(name, "x-hookgate-")
         || cgi_starts_with(name, "x-forwarded")
-        || (name.contains('_') && cgi_eq(name, X_REQUEST_ID))
+        || cgi_eq(name, X_REQUEST_ID)
         || CLAIM_HEADERS.iter().any(|a| cgi_eq(name, a))
         || name == "proxy"
 }
